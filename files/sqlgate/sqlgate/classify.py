@@ -1,0 +1,58 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""Read/write classification of one SQL statement, for the proxy's routing.
+
+A statement is a read when it starts with SELECT, SHOW, EXPLAIN or DESCRIBE (or is a WITH ... SELECT)
+and has no locking clause (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and no INTO. Everything else,
+including anything the lexers cannot read, is a write: a write goes to the manager, which is always
+correct; a read only goes to a worker when that is certainly safe.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+from .sqllex import LexError, Tok, lex, statement_verb
+
+Kind = Literal['read', 'write']
+
+READ_VERBS = frozenset({'SELECT', 'SHOW', 'EXPLAIN', 'DESCRIBE', 'DESC'})
+# EXPLAIN ANALYZE and MariaDB's ANALYZE run the statement they explain.
+_EXPLAINED_WRITES = frozenset({'INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'ANALYZE'})
+# Texts longer than this are classified without being cached, so the cache stays small.
+CACHE_TEXT_LIMIT = 4096
+
+
+def classify_tokens(toks: tuple[Tok, ...]) -> Kind:
+    verb = statement_verb(toks)
+    if verb not in READ_VERBS:
+        return 'write'
+    words = [tok.up for tok in toks if tok.kind == 'word']
+    if verb in ('EXPLAIN', 'DESCRIBE', 'DESC') and _EXPLAINED_WRITES.intersection(words):
+        return 'write'
+    for i, word in enumerate(words):
+        nxt = words[i + 1] if i + 1 < len(words) else ''
+        if word == 'INTO' or (word == 'FOR' and nxt in ('UPDATE', 'SHARE')) or (word == 'LOCK' and nxt == 'IN'):
+            return 'write'
+    return 'read'
+
+
+def _classify(sql: str) -> Kind:
+    try:
+        lexed = lex(sql)
+    except LexError:
+        return 'write'
+    except Exception:  # noqa: BLE001 - anything unreadable is routed as a write, never an error
+        return 'write'
+    return classify_tokens(lexed.toks)
+
+
+_classify_cached = lru_cache(maxsize=4096)(_classify)
+
+
+def classify(sql: str) -> Kind:
+    """'read' or 'write'; never raises."""
+    if len(sql) > CACHE_TEXT_LIMIT:
+        return _classify(sql)
+    return _classify_cached(sql)

@@ -1,0 +1,419 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""Configuration: one JSON file per service, checked strictly, with errors that name the key.
+
+Secrets are never in the file: keys ending in ``_file`` name files that hold them. Secret values are
+kept out of ``repr`` so that they cannot reach a log line.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .validate import DEFAULT_BLOCKED_FUNCTIONS, DEFAULT_STATEMENTS, SAKILA_TABLES, SAKILA_VIEWS, Policy
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+_NODE_NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
+_LOG_LEVELS = ('debug', 'info', 'warning', 'error')
+_REQUIRED = object()
+
+
+class ConfigError(Exception):
+    """A configuration problem, with the dotted name of the offending key."""
+
+
+class _Section:
+    """Typed reads from one JSON object; ``done()`` refuses the keys nobody read."""
+
+    def __init__(self, data: object, path: str) -> None:
+        if not isinstance(data, dict):
+            raise ConfigError(f'{path or "the configuration"}: expected a JSON object')
+        self.data: dict[str, Any] = data
+        self.path = path
+        self.read: set[str] = set()
+
+    def key(self, name: str) -> str:
+        return f'{self.path}.{name}' if self.path else name
+
+    def raw(self, name: str, default: object) -> object:
+        self.read.add(name)
+        if name in self.data:
+            return self.data[name]
+        if default is _REQUIRED:
+            raise ConfigError(f'config key {self.key(name)!r} is required')
+        return default
+
+    def string(self, name: str, default: object = _REQUIRED, choices: tuple[str, ...] = ()) -> str:
+        value = self.raw(name, default)
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f'config key {self.key(name)!r}: expected a non-empty string')
+        if choices and value not in choices:
+            raise ConfigError(f'config key {self.key(name)!r}: expected one of {", ".join(choices)}, got {value!r}')
+        return value
+
+    def integer(self, name: str, default: object = _REQUIRED, minimum: int = 1, maximum: int | None = None) -> int:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, int) or value < minimum or (
+            maximum is not None and value > maximum
+        ):
+            bound = f'between {minimum} and {maximum}' if maximum is not None else f'>= {minimum}'
+            raise ConfigError(f'config key {self.key(name)!r}: expected an integer {bound}, got {value!r}')
+        return value
+
+    def number(self, name: str, default: object = _REQUIRED, minimum: float = 0.0, exclusive: bool = True) -> float:
+        value = self.raw(name, default)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < minimum or (
+            exclusive and value == minimum
+        ):
+            bound = f'> {minimum}' if exclusive else f'>= {minimum}'
+            raise ConfigError(f'config key {self.key(name)!r}: expected a number {bound}, got {value!r}')
+        return float(value)
+
+    def boolean(self, name: str, default: object = _REQUIRED) -> bool:
+        value = self.raw(name, default)
+        if not isinstance(value, bool):
+            raise ConfigError(f'config key {self.key(name)!r}: expected true or false, got {value!r}')
+        return value
+
+    def strings(self, name: str, default: object = _REQUIRED) -> tuple[str, ...]:
+        value = self.raw(name, default)
+        if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
+            raise ConfigError(f'config key {self.key(name)!r}: expected a list of non-empty strings')
+        return tuple(value)
+
+    def networks(self, name: str, default: object = _REQUIRED) -> tuple[Network, ...] | None:
+        value = self.raw(name, default)
+        if value is None:
+            return None
+        items = value if isinstance(value, list) else None
+        if not items or not all(isinstance(item, str) for item in items):
+            raise ConfigError(f'config key {self.key(name)!r}: expected a non-empty list of addresses or CIDR networks')
+        try:
+            return tuple(ipaddress.ip_network(item, strict=False) for item in items)
+        except ValueError as exc:
+            raise ConfigError(f'config key {self.key(name)!r}: {exc}') from None
+
+    def secret(self, name: str, token: bool = False) -> bytes:
+        """Read the secret held in the file named by key ``name``; never echo its content.
+
+        ``token``: the secret travels in an HTTP header, so it must be 16 or more printable ASCII
+        characters without spaces.
+        """
+        path = Path(self.string(name))
+        try:
+            content = path.read_bytes().strip()
+        except OSError as exc:
+            raise ConfigError(f'config key {self.key(name)!r}: cannot read {path}: {exc.strerror}') from None
+        if not content:
+            raise ConfigError(f'config key {self.key(name)!r}: the file {path} is empty')
+        if token and not re.fullmatch(rb'[\x21-\x7e]{16,}', content):
+            raise ConfigError(
+                f'config key {self.key(name)!r}: the secret in {path} must be 16 or more printable ASCII '
+                'characters without spaces'
+            )
+        return content
+
+    def section(self, name: str, required: bool = False) -> _Section:
+        value = self.raw(name, _REQUIRED if required else {})
+        return _Section(value, self.key(name))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.data) - self.read)
+        if unknown:
+            raise ConfigError(f'unknown config key {self.key(unknown[0])!r}')
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    """Keys shared by the three services."""
+
+    host: str
+    port: int
+    log_level: str
+    shutdown_timeout: float
+    max_body_bytes: int
+    max_query_length: int
+    max_params: int
+    metrics_allowed_clients: tuple[Network, ...] | None
+
+
+@dataclass(frozen=True)
+class UpstreamConfig:
+    url: str
+    secret: bytes = field(repr=False)
+    timeout: float
+    connect_timeout: float
+    max_connections: int
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    rate: float
+    burst: float
+
+
+@dataclass(frozen=True)
+class GatekeeperConfig:
+    server: ServerConfig
+    api_keys_file: Path
+    rate_limit: RateLimit
+    rate_limit_per_key: Mapping[str, RateLimit]
+    upstream: UpstreamConfig
+    max_in_flight: int
+    accept_client_request_id: bool
+
+
+@dataclass(frozen=True)
+class TierAuthConfig:
+    allowed_clients: tuple[Network, ...]
+    secret: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class TrustedConfig:
+    server: ServerConfig
+    tier_auth: TierAuthConfig
+    upstream: UpstreamConfig
+    policy: Policy
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    name: str
+    host: str
+    port: int
+    role: str  # manager or worker
+
+
+@dataclass(frozen=True)
+class DatabaseConfig:
+    name: str
+    user: str
+    password: bytes = field(repr=False)
+    charset: str
+    connect_timeout: float
+    read_timeout: float
+    write_timeout: float
+    statement_timeout: float
+
+
+@dataclass(frozen=True)
+class PoolConfig:
+    size: int
+    acquire_timeout: float
+    idle_check_after: float
+
+
+@dataclass(frozen=True)
+class HealthConfig:
+    probe_interval: float
+    probe_timeout: float
+    failure_threshold: int
+    ewma_alpha: float
+    hysteresis: float  # seconds
+
+
+@dataclass(frozen=True)
+class ProxyConfig:
+    server: ServerConfig
+    tier_auth: TierAuthConfig
+    database: DatabaseConfig
+    nodes: tuple[NodeConfig, ...]
+    pool: PoolConfig
+    health: HealthConfig
+    max_result_rows: int
+
+
+ServiceConfig = GatekeeperConfig | TrustedConfig | ProxyConfig
+DEFAULT_PORTS = {'gatekeeper': 3000, 'trusted': 8000, 'proxy': 9000}
+# Each tier accepts a little more than the one in front: the trusted host appends 'LIMIT <cap>'.
+DEFAULT_BODY_LIMITS = {'gatekeeper': 65536, 'trusted': 66560, 'proxy': 67584}
+
+
+def _server(root: _Section, service: str) -> ServerConfig:
+    return ServerConfig(
+        host=root.string('host', '0.0.0.0'),  # noqa: S104 - each tier is isolated by its network
+        port=root.integer('port', DEFAULT_PORTS[service], maximum=65535),
+        log_level=root.string('log_level', 'info', choices=_LOG_LEVELS),
+        shutdown_timeout=root.number('shutdown_timeout', 10.0),
+        max_body_bytes=root.integer('max_body_bytes', DEFAULT_BODY_LIMITS[service], minimum=64),
+        max_query_length=root.integer('max_query_length', 10000),
+        max_params=root.integer('max_params', 100, minimum=0),
+        metrics_allowed_clients=root.networks('metrics_allowed_clients', None),
+    )
+
+
+def _upstream(root: _Section, timeout: float) -> UpstreamConfig:
+    section = root.section('upstream', required=True)
+    url = section.string('url')
+    if not re.match(r'^https?://[^/\s]+/?$', url):
+        raise ConfigError(f"config key {section.key('url')!r}: expected http(s)://host:port, got {url!r}")
+    config = UpstreamConfig(
+        url=url.rstrip('/'),
+        secret=section.secret('secret_file', token=True),
+        timeout=section.number('timeout', timeout),
+        connect_timeout=section.number('connect_timeout', 3.0),
+        max_connections=section.integer('max_connections', 100),
+    )
+    section.done()
+    return config
+
+
+def _tier_auth(root: _Section) -> TierAuthConfig:
+    allowed = root.networks('allowed_clients')
+    assert allowed is not None
+    return TierAuthConfig(allowed_clients=allowed, secret=root.secret('client_secret_file', token=True))
+
+
+def _rate(section: _Section, rate_default: object, burst_default: object) -> RateLimit:
+    limit = RateLimit(rate=section.number('rate', rate_default), burst=float(section.integer('burst', burst_default)))
+    return limit
+
+
+def _gatekeeper(root: _Section) -> GatekeeperConfig:
+    server = _server(root, 'gatekeeper')
+    rate_section = root.section('rate_limit')
+    rate_limit = _rate(rate_section, 20.0, 40)
+    per_key_section = rate_section.section('per_key')
+    per_key = {}
+    for name in list(per_key_section.data):
+        key_section = per_key_section.section(name, required=True)
+        per_key[name] = _rate(key_section, rate_limit.rate, int(rate_limit.burst))
+        key_section.done()
+    per_key_section.done()
+    rate_section.done()
+    return GatekeeperConfig(
+        server=server,
+        api_keys_file=Path(root.string('api_keys_file')),
+        rate_limit=rate_limit,
+        rate_limit_per_key=per_key,
+        upstream=_upstream(root, 25.0),
+        max_in_flight=root.integer('max_in_flight', 256),
+        accept_client_request_id=root.boolean('accept_client_request_id', True),
+    )
+
+
+def _policy(root: _Section) -> Policy:
+    section = root.section('policy')
+    statements = section.strings('allowed_statements', sorted(DEFAULT_STATEMENTS))
+    tables = section.strings('allowed_tables', sorted(SAKILA_TABLES | SAKILA_VIEWS))
+    functions = section.strings('blocked_functions', sorted(DEFAULT_BLOCKED_FUNCTIONS))
+    policy = Policy(
+        database=section.string('database', 'sakila'),
+        allowed_statements=frozenset(item.upper() for item in statements),
+        allowed_tables=frozenset(item.lower() for item in tables),
+        blocked_functions=frozenset(item.lower() for item in functions),
+        select_limit_cap=section.integer('select_limit_cap', 1000),
+    )
+    section.done()
+    return policy
+
+
+def _trusted(root: _Section) -> TrustedConfig:
+    return TrustedConfig(
+        server=_server(root, 'trusted'),
+        tier_auth=_tier_auth(root),
+        upstream=_upstream(root, 20.0),
+        policy=_policy(root),
+    )
+
+
+def _nodes(root: _Section) -> tuple[NodeConfig, ...]:
+    raw = root.raw('nodes', _REQUIRED)
+    if not isinstance(raw, list) or not raw:
+        raise ConfigError("config key 'nodes': expected a non-empty list of nodes")
+    nodes = []
+    for index, item in enumerate(raw):
+        section = _Section(item, f'nodes[{index}]')
+        name = section.string('name')
+        if not _NODE_NAME.match(name):
+            raise ConfigError(f"config key 'nodes[{index}].name': use letters, digits, '.', '_' or '-' (at most 64)")
+        nodes.append(NodeConfig(
+            name=name,
+            host=section.string('host'),
+            port=section.integer('port', 3306, maximum=65535),
+            role=section.string('role', choices=('manager', 'worker')),
+        ))
+        section.done()
+    names = [node.name for node in nodes]
+    if len(set(names)) != len(names):
+        raise ConfigError("config key 'nodes': node names must be unique")
+    if sum(node.role == 'manager' for node in nodes) != 1:
+        raise ConfigError("config key 'nodes': exactly one node must have role 'manager'")
+    return tuple(nodes)
+
+
+def _proxy(root: _Section) -> ProxyConfig:
+    server = _server(root, 'proxy')
+    tier_auth = _tier_auth(root)
+    db = root.section('database', required=True)
+    database = DatabaseConfig(
+        name=db.string('name', 'sakila'),
+        user=db.string('user'),
+        password=db.secret('password_file'),
+        charset=db.string('charset', 'utf8mb4'),
+        connect_timeout=db.number('connect_timeout', 3.0),
+        read_timeout=db.number('read_timeout', 8.0),
+        write_timeout=db.number('write_timeout', 8.0),
+        statement_timeout=db.number('statement_timeout', 5.0),
+    )
+    db.done()
+    pool_section = root.section('pool')
+    pool = PoolConfig(
+        size=pool_section.integer('size', 8, maximum=256),
+        acquire_timeout=pool_section.number('acquire_timeout', 1.0),
+        idle_check_after=pool_section.number('idle_check_after', 10.0, exclusive=False),
+    )
+    pool_section.done()
+    health_section = root.section('health')
+    health = HealthConfig(
+        probe_interval=health_section.number('probe_interval', 1.0),
+        probe_timeout=health_section.number('probe_timeout', 1.0),
+        failure_threshold=health_section.integer('failure_threshold', 3),
+        ewma_alpha=health_section.number('ewma_alpha', 0.3),
+        hysteresis=health_section.number('hysteresis_ms', 0.5, exclusive=False) / 1000.0,
+    )
+    if health.ewma_alpha > 1.0:
+        raise ConfigError("config key 'health.ewma_alpha': expected a number in (0, 1]")
+    health_section.done()
+    return ProxyConfig(
+        server=server,
+        tier_auth=tier_auth,
+        database=database,
+        nodes=_nodes(root),
+        pool=pool,
+        health=health,
+        max_result_rows=root.integer('max_result_rows', 10000),
+    )
+
+
+_BUILDERS = {'gatekeeper': _gatekeeper, 'trusted': _trusted, 'proxy': _proxy}
+
+
+def parse_config(service: str, data: object) -> ServiceConfig:
+    if service not in _BUILDERS:
+        raise ConfigError(f'unknown service {service!r}; expected one of {", ".join(_BUILDERS)}')
+    root = _Section(data, '')
+    config = _BUILDERS[service](root)
+    root.done()
+    return config
+
+
+def load_config(service: str, path: str | Path) -> ServiceConfig:
+    try:
+        text = Path(path).read_text(encoding='utf-8')
+    except OSError as exc:
+        raise ConfigError(f'cannot read the config file {path}: {exc.strerror}') from None
+    except UnicodeDecodeError:
+        raise ConfigError(f'the config file {path} is not UTF-8') from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f'the config file {path} is not valid JSON: {exc.msg} at line {exc.lineno}') from None
+    return parse_config(service, data)

@@ -1,0 +1,152 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""A bounded connection pool per node: slots are taken on the event loop, queries run in threads.
+
+Waiting for a slot never occupies a thread, and the executor has one thread per slot, so a query
+that holds a slot always has a thread. A caller that waits longer than ``acquire_timeout`` gets
+``PoolExhausted`` (the proxy answers 503). A connection comes back to the pool only when the
+statement failed in a way that leaves the session intact; otherwise it is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor
+from typing import Generic, TypeVar
+
+import pymysql
+
+from .db import StatementFailure, close_quietly
+
+T = TypeVar('T')
+Connection = pymysql.connections.Connection
+
+
+class PoolExhausted(Exception):
+    pass
+
+
+class Slots:
+    """A FIFO counting semaphore with a timeout that cannot leak a slot on timeout or cancellation."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self.waiters: deque[asyncio.Future[bool]] = deque()
+
+    async def acquire(self, timeout: float) -> bool:
+        if self.free > 0:
+            self.free -= 1
+            return True
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[bool] = loop.create_future()
+        self.waiters.append(waiter)
+        timer = loop.call_later(timeout, lambda: waiter.done() or waiter.set_result(False))
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self.release()  # granted just as we were cancelled: hand it on
+            raise
+        finally:
+            timer.cancel()
+            with contextlib.suppress(ValueError):
+                self.waiters.remove(waiter)
+
+    def release(self) -> None:
+        while self.waiters:
+            waiter = self.waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self.free += 1
+
+
+class NodePool(Generic[T]):
+    def __init__(
+        self,
+        connect: Callable[[], Connection],
+        size: int,
+        acquire_timeout: float,
+        idle_check_after: float,
+        executor: Executor,
+    ) -> None:
+        self.connect = connect
+        self.size = size
+        self.acquire_timeout = acquire_timeout
+        self.idle_check_after = idle_check_after
+        self.executor = executor
+        self.slots = Slots(size)
+        self.idle: list[tuple[Connection, float]] = []
+        self.in_use = 0
+        self.acquire_timeouts = 0
+
+    async def run(self, job: Callable[[Connection], T]) -> T:
+        """Run ``job(connection)`` in a worker thread with a pooled connection."""
+        if not await self.slots.acquire(self.acquire_timeout):
+            self.acquire_timeouts += 1
+            raise PoolExhausted(f'all {self.size} connections are busy')
+        entry = self.idle.pop() if self.idle else None
+        self.in_use += 1
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self.executor, self._call, entry, job)
+        try:
+            result, failure, conn = await asyncio.shield(future)
+        except asyncio.CancelledError:
+            future.add_done_callback(self._reclaim)
+            raise
+        except BaseException:
+            self._give_back(None)
+            raise
+        self._give_back(conn)
+        if failure is not None:
+            raise failure
+        return result  # type: ignore[return-value]
+
+    def _give_back(self, conn: Connection | None) -> None:
+        if conn is not None:
+            self.idle.append((conn, time.monotonic()))
+        self.in_use -= 1
+        self.slots.release()
+
+    def _reclaim(self, future: asyncio.Future[tuple[object, object, Connection | None]]) -> None:
+        if future.cancelled() or future.exception() is not None:
+            self._give_back(None)
+        else:
+            self._give_back(future.result()[2])
+
+    def _call(
+        self, entry: tuple[Connection, float] | None, job: Callable[[Connection], T]
+    ) -> tuple[T | None, StatementFailure | None, Connection | None]:
+        """In a worker thread: a live connection, the job, and whether the connection survives."""
+        conn = None
+        if entry is not None:
+            conn, last_used = entry
+            if time.monotonic() - last_used > self.idle_check_after:
+                try:
+                    conn.ping(reconnect=False)
+                except Exception:  # noqa: BLE001 - a stale connection is replaced
+                    close_quietly(conn)
+                    conn = None
+        if conn is None:
+            conn = self.connect()
+        try:
+            return job(conn), None, conn
+        except StatementFailure as failure:
+            if failure.keep_connection and conn.open:
+                return None, failure, conn
+            close_quietly(conn)
+            return None, failure, None
+        except BaseException:
+            close_quietly(conn)
+            raise
+
+    def close_idle(self) -> None:
+        """Close the idle connections (blocking: call it from a thread)."""
+        idle, self.idle = self.idle, []
+        for conn, _ in idle:
+            close_quietly(conn)

@@ -1,0 +1,103 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""The hop to the next tier (gatekeeper -> trusted host -> proxy) over one keep-alive session.
+
+Successful answers are relayed byte for byte. A timeout becomes 504, an unreachable or broken
+upstream 502. When the next tier refuses *our* credentials (its 401/403 with a tier-auth code), the
+client is not to blame: that becomes 502 and an error line in the log.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+
+import aiohttp
+
+from .auth import TIER_AUTH_CODES, TIER_SECRET_HEADER
+from .config import UpstreamConfig
+from .errors import ApiError
+from .metrics import Registry
+from .web import KIND_HEADER, NODE_HEADER, REQUEST_ID_HEADER
+
+_RELAYED_HEADERS = (NODE_HEADER, KIND_HEADER, 'Retry-After')
+
+
+@dataclass(frozen=True)
+class Relayed:
+    status: int
+    body: bytes
+    headers: dict[str, str]
+    error_code: str | None
+    error_message: str | None
+
+
+class Upstream:
+    def __init__(self, config: UpstreamConfig, peer: str, registry: Registry) -> None:
+        self.config = config
+        self.peer = peer
+        self.session: aiohttp.ClientSession | None = None
+        self.logger = logging.getLogger('sqlgate.upstream')
+        self.errors = registry.counter(
+            'sqlgate_upstream_errors_total', 'Failed calls to the next tier, by error code.', ('code',)
+        )
+        self._headers = {
+            'Content-Type': 'application/json',
+            TIER_SECRET_HEADER: config.secret.decode('ascii'),
+        }
+
+    async def start(self) -> None:
+        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=self.config.max_connections)
+        timeout = aiohttp.ClientTimeout(total=self.config.timeout, sock_connect=self.config.connect_timeout)
+        self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, skip_auto_headers=('User-Agent',))
+
+    async def close(self) -> None:
+        if self.session is not None:
+            await self.session.close()
+
+    def _fail(self, status: int, code: str, message: str) -> ApiError:
+        self.errors.inc(code)
+        return ApiError(status, code, message)
+
+    async def post(self, path: str, body: bytes, request_id: str) -> Relayed:
+        assert self.session is not None, 'Upstream.start() was not awaited'
+        headers = dict(self._headers)
+        headers[REQUEST_ID_HEADER] = request_id
+        try:
+            async with self.session.post(self.config.url + path, data=body, headers=headers) as response:
+                payload = await response.read()
+                status = response.status
+                content_type = response.content_type
+                relayed = {name: response.headers[name] for name in _RELAYED_HEADERS if name in response.headers}
+        except asyncio.TimeoutError:
+            raise self._fail(
+                504, 'upstream_timeout', f'the {self.peer} did not answer within {self.config.timeout:g} s'
+            ) from None
+        except aiohttp.ClientError:
+            raise self._fail(502, 'upstream_unavailable', f'the {self.peer} cannot be reached') from None
+        if content_type != 'application/json':
+            raise self._fail(502, 'bad_upstream_response', f'the {self.peer} sent an answer that is not JSON')
+        code = message = None
+        if status >= 400:
+            code, message = _error_of(payload)
+            if code is None:
+                raise self._fail(502, 'bad_upstream_response', f'the {self.peer} sent a malformed error')
+            if status in (401, 403) and code in TIER_AUTH_CODES:
+                self.logger.error('the %s refused our credentials (%s)', self.peer, code,
+                                  extra={'request_id': request_id, 'error': code})
+                raise self._fail(502, 'upstream_refused', f'the {self.peer} refused this service; see its logs')
+        return Relayed(status, payload, relayed, code, message)
+
+
+def _error_of(payload: bytes) -> tuple[str | None, str | None]:
+    try:
+        document = json.loads(payload)
+        error = document['error']
+        code, message = error['code'], error['message']
+    except (ValueError, TypeError, KeyError):
+        return None, None
+    if not isinstance(code, str) or not isinstance(message, str):
+        return None, None
+    return code, message

@@ -1,0 +1,357 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""Helpers for the sqlgate service tests: the MariaDB container, TCP relays, the three services.
+
+One MariaDB server runs in a systemd container (image from CLOUDPATTERNS_BASE_IMAGE). Every node
+the proxy knows (manager, worker1, worker2) is a TCP relay in this process in front of that one
+server: a relay can refuse connections, swallow them (a hung node) or add latency, which makes
+ejection, re-admission, retries and latency-based routing deterministic. The data is shared, as it
+is in a replicated cluster, so a write on the manager is readable on every worker.
+"""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import secrets
+import subprocess
+import sys
+import tarfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pymysql
+import pytest
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestServer
+
+REPO = Path(__file__).resolve().parents[2]
+_PACKAGE_ROOT = str(REPO / 'files' / 'sqlgate')
+if _PACKAGE_ROOT not in sys.path:
+    sys.path.insert(0, _PACKAGE_ROOT)
+
+from sqlgate.config import load_config  # noqa: E402
+from sqlgate.gatekeeper import create_gatekeeper_app  # noqa: E402
+from sqlgate.proxy import PROXY, create_proxy_app  # noqa: E402
+from sqlgate.trusted import create_trusted_app  # noqa: E402
+
+CONTAINER = 'cpm-test-svc-mariadb'
+DEFAULT_IMAGE = 'cloudpatterns/debian12-systemd:bookworm'
+API_KEY = 'test-key-' + 'k' * 40
+API_KEY_NAME = 'tester'
+SYSTEMD_FLAGS = [
+    '--cap-add', 'SYS_ADMIN', '--cgroupns=host', '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw',
+    '--tmpfs', '/run', '--tmpfs', '/run/lock', '--tmpfs', '/tmp', '--stop-signal', 'SIGRTMIN+3',
+]
+
+
+# -- MariaDB in a container ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Database:
+    host: str
+    port: int
+    user: str
+    password: str
+    name: str = 'sakila'
+
+    def connect(self, **kwargs: Any) -> pymysql.connections.Connection:
+        return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
+                               database=self.name, autocommit=True, **kwargs)
+
+
+def docker(*args: str, input_bytes: bytes | None = None, timeout: float = 120, check: bool = True) -> str:
+    result = subprocess.run(['docker', *args], input=input_bytes, capture_output=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError(f'docker {" ".join(args[:3])} failed: {result.stderr.decode(errors="replace")[-2000:]}')
+    return result.stdout.decode(errors='replace')
+
+
+def container_sh(script: str, timeout: float = 120) -> str:
+    return docker('exec', CONTAINER, 'bash', '-ec', script, timeout=timeout)
+
+
+def sakila_sql() -> bytes:
+    archive = Path(os.environ.get('SAKILA_ARCHIVE', REPO.parent / 'shared' / 'sakila' / 'sakila-db.tar.gz'))
+    if not archive.is_file():
+        pytest.fail(f'the sakila archive is missing: {archive} (set SAKILA_ARCHIVE)')
+    sums = archive.parent / 'SHA256SUMS'
+    if sums.is_file() and 'SAKILA_ARCHIVE' not in os.environ:
+        digest = hashlib.sha256(archive.read_bytes()).hexdigest()
+        assert digest in sums.read_text(), f'{archive} does not match {sums}'
+    with tarfile.open(archive) as tar:
+        schema = tar.extractfile('sakila-db/sakila-schema.sql').read().decode('utf-8')  # type: ignore[union-attr]
+        data = tar.extractfile('sakila-db/sakila-data.sql').read().decode('utf-8')  # type: ignore[union-attr]
+    # MariaDB executes this MySQL 8 versioned comment and fails on it.
+    schema = schema.replace('/*!80003 SRID 0 */', '')
+    return (schema + '\n' + data).encode('utf-8')
+
+
+def wait_for(predicate: Any, timeout: float, what: str, interval: float = 0.5) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with contextlib.suppress(Exception):
+            if predicate():
+                return
+        time.sleep(interval)
+    pytest.fail(f'timed out waiting for {what}')
+
+
+# -- TCP relays: one per node ----------------------------------------------------------------------
+class Relay:
+    """Forwards 127.0.0.1:port to the database. Modes: up, refuse (reset at once), blackhole (hang)."""
+
+    def __init__(self, hub: RelayHub, target: tuple[str, int]) -> None:
+        self.hub = hub
+        self.target = target
+        self.mode = 'up'
+        self.delay = 0.0
+        self.port = 0
+        self.server: asyncio.AbstractServer | None = None
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._accept, '127.0.0.1', 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if self.mode == 'refuse':
+            writer.transport.abort()
+            return
+        self.writers.add(writer)
+        if self.mode == 'blackhole':
+            try:
+                await reader.read()  # until the client gives up
+            finally:
+                self.writers.discard(writer)
+                writer.transport.abort()
+            return
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            self.writers.discard(writer)
+            writer.transport.abort()
+            return
+        self.writers.add(up_writer)
+        await asyncio.gather(self._pipe(reader, up_writer, delayed=True), self._pipe(up_reader, writer))
+        self.writers.discard(writer)
+        self.writers.discard(up_writer)
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, delayed: bool = False) -> None:
+        try:
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                if delayed and self.delay:
+                    await asyncio.sleep(self.delay)
+                writer.write(chunk)
+                await writer.drain()
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            writer.transport.abort()
+
+    def set_mode(self, mode: str) -> None:
+        """up, refuse or blackhole; leaving 'up' cuts every open connection, as a crashed node does."""
+        def apply() -> None:
+            self.mode = mode
+            if mode != 'up':
+                for writer in list(self.writers):
+                    writer.transport.abort()
+        self.hub.call(apply)
+
+    def set_delay(self, seconds: float) -> None:
+        self.hub.call(lambda: setattr(self, 'delay', seconds))
+
+
+class RelayHub:
+    """An event loop in a thread that runs the relays, away from the services' loop."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name='relay-hub', daemon=True)
+        self.thread.start()
+        self.relays: list[Relay] = []
+
+    def call(self, function: Any) -> None:
+        async def run() -> None:
+            function()
+        asyncio.run_coroutine_threadsafe(run(), self.loop).result(5)
+
+    def relay(self, target: tuple[str, int]) -> Relay:
+        relay = Relay(self, target)
+        asyncio.run_coroutine_threadsafe(relay.start(), self.loop).result(5)
+        self.relays.append(relay)
+        return relay
+
+    def close_relay(self, relay: Relay) -> None:
+        async def stop() -> None:
+            relay.mode = 'refuse'
+            for writer in list(relay.writers):
+                writer.transport.abort()
+            if relay.server is not None:
+                relay.server.close()
+        asyncio.run_coroutine_threadsafe(stop(), self.loop).result(5)
+
+    def stop(self) -> None:
+        for relay in self.relays:
+            self.close_relay(relay)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+# -- the three services ----------------------------------------------------------------------------
+def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+@dataclass
+class Chain:
+    gatekeeper: TestServer
+    trusted: TestServer
+    proxy: TestServer
+    session: ClientSession
+    relays: dict[str, Relay]
+    secrets: dict[str, str]
+    servers: list[TestServer] = field(default_factory=list)
+
+    def url(self, path: str, tier: str = 'gatekeeper') -> str:
+        return str(getattr(self, tier).make_url(path))
+
+    async def query(self, route: str, query: str, params: list[Any] | None = None,
+                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+        body: dict[str, Any] = {'query': query}
+        if params is not None:
+            body['params'] = params
+        all_headers = {'Authorization': f'Bearer {API_KEY}', **(headers or {})}
+        async with self.session.post(self.url(f'/{route}'), json=body, headers=all_headers) as response:
+            return response.status, await response.json(), response.headers
+
+    async def proxy_query(self, route: str, query: str, params: list[Any] | None = None) -> tuple[int, dict[str, Any]]:
+        """Straight to the proxy, as the trusted host would call it (skipping validation)."""
+        headers = {'X-Sqlgate-Secret': self.secrets['proxy']}
+        async with self.session.post(self.url(f'/{route}', 'proxy'), json={'query': query, 'params': params or []},
+                                     headers=headers) as response:
+            return response.status, await response.json()
+
+    async def health(self, tier: str = 'proxy') -> tuple[int, dict[str, Any]]:
+        async with self.session.get(self.url('/healthz', tier)) as response:
+            return response.status, await response.json()
+
+    async def metrics(self, tier: str = 'proxy') -> str:
+        async with self.session.get(self.url('/metrics', tier)) as response:
+            assert response.status == 200
+            return await response.text()
+
+    async def wait_node(self, name: str, state: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, report = await self.health()
+            if any(node['name'] == name and node['state'] == state for node in report['nodes']):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f'node {name} did not become {state}: {report}')
+
+    async def wait_probed(self, timeout: float = 10.0) -> None:
+        """Until every node has answered a probe (so it has a latency) and is up."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            _, report = await self.health()
+            if all(node['state'] == 'up' and node['latency_ms'] is not None for node in report['nodes']):
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f'the nodes were not all probed: {report}')
+
+    @property
+    def proxy_service(self) -> Any:
+        return self.proxy.app[PROXY]
+
+
+def write_secret(directory: Path, name: str, value: str) -> str:
+    path = directory / name
+    path.write_text(value + '\n')
+    path.chmod(0o600)
+    return str(path)
+
+
+def write_config(directory: Path, name: str, config: dict[str, Any]) -> str:
+    path = directory / f'{name}.json'
+    path.write_text(json.dumps(config, indent=1))
+    return str(path)
+
+
+async def start_server(app: web.Application) -> TestServer:
+    server = TestServer(app, host='127.0.0.1')
+    await server.start_server()
+    return server
+
+
+async def build_chain(
+    directory: Path,
+    nodes: list[dict[str, Any]],
+    db_password: str,
+    db_user: str = 'sqlgate',
+    gatekeeper: dict[str, Any] | None = None,
+    trusted: dict[str, Any] | None = None,
+    proxy: dict[str, Any] | None = None,
+    relays: dict[str, Relay] | None = None,
+) -> Chain:
+    directory.mkdir(parents=True, exist_ok=True)
+    tier_secrets = {'trusted': secrets.token_urlsafe(24), 'proxy': secrets.token_urlsafe(24)}
+    keys_file = directory / 'api_keys'
+    keys_file.write_text(f'# name:sha256\n{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n'
+                         f'other:{hashlib.sha256(b"other-key-" + b"o" * 40).hexdigest()}\n')
+    proxy_config = deep_merge({
+        'host': '127.0.0.1',
+        'allowed_clients': ['127.0.0.1/32', '::1/128'],
+        'client_secret_file': write_secret(directory, 'proxy_secret', tier_secrets['proxy']),
+        'database': {'user': db_user, 'password_file': write_secret(directory, 'db_password', db_password),
+                     'statement_timeout': 2, 'read_timeout': 4, 'write_timeout': 4, 'connect_timeout': 2},
+        'nodes': nodes,
+        'pool': {'size': 4, 'acquire_timeout': 0.5},
+        'health': {'probe_interval': 0.1, 'probe_timeout': 1, 'failure_threshold': 2},
+    }, proxy or {})
+    proxy_server = await start_server(
+        create_proxy_app(load_config('proxy', write_config(directory, 'proxy', proxy_config))))
+    trusted_config = deep_merge({
+        'host': '127.0.0.1',
+        'allowed_clients': ['127.0.0.1'],
+        'client_secret_file': write_secret(directory, 'trusted_secret', tier_secrets['trusted']),
+        'upstream': {'url': str(proxy_server.make_url('')).rstrip('/'),
+                     'secret_file': str(directory / 'proxy_secret'), 'timeout': 8},
+    }, trusted or {})
+    trusted_server = await start_server(
+        create_trusted_app(load_config('trusted', write_config(directory, 'trusted', trusted_config))))
+    gatekeeper_config = deep_merge({
+        'host': '127.0.0.1',
+        'api_keys_file': str(keys_file),
+        'rate_limit': {'rate': 1000, 'burst': 1000},
+        'upstream': {'url': str(trusted_server.make_url('')).rstrip('/'),
+                     'secret_file': str(directory / 'trusted_secret'), 'timeout': 10},
+    }, gatekeeper or {})
+    gatekeeper_server = await start_server(
+        create_gatekeeper_app(load_config('gatekeeper', write_config(directory, 'gatekeeper', gatekeeper_config))))
+    return Chain(gatekeeper_server, trusted_server, proxy_server, ClientSession(), relays or {}, tier_secrets,
+                 [gatekeeper_server, trusted_server, proxy_server])
+
+
+async def close_chain(chain: Chain) -> None:
+    await chain.session.close()
+    for server in chain.servers:
+        await server.close()
+
+
+def access_lines(caplog: pytest.LogCaptureFixture, service: str | None = None) -> list[dict[str, Any]]:
+    lines = [record.access for record in caplog.records if hasattr(record, 'access')]
+    return [line for line in lines if service is None or line['service'] == service]
