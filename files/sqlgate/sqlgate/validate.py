@@ -332,14 +332,15 @@ class _Reader:
 
 
 def _check_words(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
+    for tok in toks:
+        if tok.kind == 'word' and tok.up in ('OUTFILE', 'DUMPFILE'):
+            raise _Refused('into_file', f'INTO {tok.up} is not allowed: the service never writes files')
     into_allowed = verb in ('INSERT', 'REPLACE')
     seen_into = False
     for tok in toks:
         if tok.kind not in ('word', 'qword'):
             continue
         up = tok.up if tok.kind == 'word' else tok.name.upper()
-        if up in ('OUTFILE', 'DUMPFILE'):
-            raise _Refused('into_file', f'{up} is not allowed: the service never writes files')
         if up == 'INTO' and tok.kind == 'word':
             if not into_allowed or seen_into or tok.depth != 0:
                 raise _Refused('into_not_allowed', 'INTO is only allowed as the target of an INSERT')
