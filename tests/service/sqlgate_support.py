@@ -201,8 +201,17 @@ class RelayHub:
     def stop(self) -> None:
         for relay in self.relays:
             self.close_relay(relay)
+
+        async def cancel_connections() -> None:
+            tasks = [task for task in asyncio.all_tasks() if task is not asyncio.current_task()]
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+        asyncio.run_coroutine_threadsafe(cancel_connections(), self.loop).result(5)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)
+        self.loop.close()
 
 
 # -- the three services ----------------------------------------------------------------------------

@@ -177,17 +177,28 @@ def execute(
     try:
         rows = cursor.fetchmany(max_rows + 1)
     except Exception as exc:  # noqa: BLE001 - an error in the middle of a result: the session is unknown
+        _abandon(cursor, conn)
         failure = translate(exc, db)
         if isinstance(failure, StatementFailure):
             failure.keep_connection = False
         raise failure from None
     if len(rows) > max_rows:
         # Reading the rest would cost as much as the rows we refuse: drop the connection instead.
+        _abandon(cursor, conn)
         raise StatementFailure(
             400, 'result_too_large', f'the result has more than {max_rows} rows; add a LIMIT', keep_connection=False
         )
     cursor.close()
     return ReadResult(columns, convert_rows(rows))
+
+
+def _abandon(cursor: pymysql.cursors.SSCursor, conn: pymysql.connections.Connection) -> None:
+    """Close a connection in the middle of an unbuffered result without reading the rest of it."""
+    result = getattr(cursor, '_result', None)
+    if result is not None:
+        result.unbuffered_active = False
+    cursor._result = None
+    close_quietly(conn)
 
 
 def probe(conn: pymysql.connections.Connection) -> float:

@@ -73,6 +73,8 @@ class Counter(_Metric):
 
     def samples(self) -> Iterable[str]:
         items = list(self.callback()) if self.callback else sorted(self.values.items())
+        if not items and not self.labelnames:
+            items = [((), 0.0)]  # an unlabelled counter exists from the start
         for labels, value in items:
             yield f'{self.name}{_labels(self.labelnames, labels)} {_number(value)}'
 

@@ -69,8 +69,9 @@ def code_only(sql: str) -> str:
     for literal in scanned.literals:
         if literal.quote != '`':
             chars[literal.start:literal.end] = ' ' * (literal.end - literal.start)
-        else:  # a quoted identifier names something: keep its name, drop the quotes
-            chars[literal.start] = chars[literal.end - 1] = ' '
+        else:  # a quoted identifier is one name: keep its letters, drop the quotes and any '.' inside
+            name = re.sub(r'\W', '_', sql[literal.start + 1:literal.end - 1])
+            chars[literal.start:literal.end] = f' {name} '
     return ''.join(chars)
 
 
