@@ -52,11 +52,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     from .web import run, setup_logging
 
-    listener = setup_logging(args.service, config.server.log_level)
+    handler = setup_logging(args.service, config.server.log_level)
     try:
         run(app, config.server)
     finally:
-        listener.stop()
+        handler.close()
     return 0
 
 

@@ -141,6 +141,7 @@ class ServerConfig:
     max_query_length: int
     max_params: int
     metrics_allowed_clients: tuple[Network, ...] | None
+    event_loop: str  # auto (uvloop when installed), asyncio or uvloop
 
 
 @dataclass(frozen=True)
@@ -246,6 +247,7 @@ def _server(root: _Section, service: str) -> ServerConfig:
         max_query_length=root.integer('max_query_length', 10000),
         max_params=root.integer('max_params', 100, minimum=0),
         metrics_allowed_clients=root.networks('metrics_allowed_clients', None),
+        event_loop=root.string('event_loop', 'auto', choices=('auto', 'asyncio', 'uvloop')),
     )
 
 

@@ -10,15 +10,16 @@ becomes a 500 without details (the traceback goes to the log, never to the clien
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import json
 import logging
-import logging.handlers
-import queue
 import re
 import sys
+import threading
 import time
 import uuid
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -129,20 +130,79 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, separators=(',', ':'), default=str)
 
 
-def setup_logging(service: str, level: str) -> logging.handlers.QueueListener:
-    """JSON lines on stdout, written by a thread so that a slow journal never blocks the event loop."""
-    log_queue: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    queue_handler = logging.handlers.QueueHandler(log_queue)
-    queue_handler.setFormatter(JsonFormatter(service))
-    stream = logging.StreamHandler(sys.stdout)
-    stream.setFormatter(logging.Formatter('%(message)s'))
+class BatchingHandler(logging.Handler):
+    """Formats on the caller's thread; a background thread writes the lines in batches.
+
+    Requests never wait for the journal: a line costs a deque append, and the writer thread wakes
+    every ``interval`` seconds (at once for warnings and errors), so a busy service makes a few
+    writes per second instead of one thread hand-off per line. If the output stalls, at most
+    ``capacity`` lines wait in memory; older ones are dropped and the drop is reported.
+    """
+
+    def __init__(self, stream: Any, interval: float = 0.1, capacity: int = 100_000) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self.pending: deque[str] = deque(maxlen=capacity)
+        self.dropped = 0
+        self.wake = threading.Event()
+        self.closing = False
+        self.thread = threading.Thread(target=self._run, name='sqlgate-log', daemon=True)
+        self.thread.start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record)
+        except Exception:  # noqa: BLE001 - logging must never break a request
+            self.handleError(record)
+            return
+        if len(self.pending) == self.pending.maxlen:
+            self.dropped += 1
+        self.pending.append(line)
+        if record.levelno >= logging.WARNING:
+            self.wake.set()
+
+    def _run(self) -> None:
+        while not self.closing:
+            self.wake.wait(self.interval)
+            self.wake.clear()
+            self.drain()
+
+    def drain(self) -> None:
+        lines = []
+        with contextlib.suppress(IndexError):
+            while True:
+                lines.append(self.pending.popleft())
+        if not lines:
+            return
+        dropped, self.dropped = self.dropped, 0
+        if dropped:
+            lines.insert(0, json.dumps({'ts': _utc_now(), 'level': 'warning', 'logger': 'sqlgate.log',
+                                        'message': f'{dropped} log lines were dropped: the output is too slow'}))
+        try:
+            self.stream.write('\n'.join(lines) + '\n')
+            self.stream.flush()
+        except (OSError, ValueError):
+            pass  # stdout is gone; nothing sensible is left to do
+
+    def close(self) -> None:
+        self.closing = True
+        self.wake.set()
+        if self.thread.is_alive() and threading.current_thread() is not self.thread:
+            self.thread.join(2)
+        self.drain()
+        super().close()
+
+
+def setup_logging(service: str, level: str) -> BatchingHandler:
+    """JSON lines on stdout for every logger (aiohttp's included), written in batches by a thread."""
+    handler = BatchingHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter(service))
     root = logging.getLogger()
-    root.handlers[:] = [queue_handler]
+    root.handlers[:] = [handler]
     root.setLevel(level.upper())
     logging.getLogger(ACCESS_LOGGER).setLevel(logging.INFO)
-    listener = logging.handlers.QueueListener(log_queue, stream)
-    listener.start()
-    return listener
+    return handler
 
 
 @dataclass
@@ -283,10 +343,28 @@ async def read_body(request: web.Request, limit: int) -> bytes:
         raise ApiError(413, 'payload_too_large', f'the request body is larger than {limit} bytes') from None
 
 
+def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
+    """uvloop when asked for or, with 'auto', when installed (it roughly halves the loop's overhead)."""
+    if choice != 'asyncio':
+        try:
+            import uvloop
+        except ImportError:
+            if choice == 'uvloop':
+                raise
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
 def run(app: web.Application, server: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and let requests in flight finish."""
+    service = app[SERVICE]
+    loop = new_event_loop(server.event_loop)
+    service.logger.info('sqlgate %s %s listening on %s:%d (event loop: %s)', service.name, __version__,
+                        server.host, server.port, type(loop).__module__.split('.')[0])
     web.run_app(
         app,
+        loop=loop,
         host=server.host,
         port=server.port,
         access_log=None,
