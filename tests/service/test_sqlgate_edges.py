@@ -415,3 +415,16 @@ async def test_400_for_placeholder_mismatch_at_the_trusted_host(edge):
     url = await edge.gatekeeper(upstream_url=trusted)
     status, body, headers = await edge.post(f'{url}/direct', {'query': 'SELECT %s LIMIT 1', 'params': []}, AUTH)
     assert_error(status, body, headers, 400, 'placeholder_mismatch')
+
+
+async def test_a_long_query_takes_the_validation_thread_and_passes_unchanged(edge):
+    trusted = await edge.trusted()
+    url = await edge.gatekeeper(upstream_url=trusted)
+    long_query = 'SELECT ' + ', '.join(f'first_name AS n{i}' for i in range(300)) + ' FROM actor LIMIT 1'
+    assert len(long_query) > 1024
+    slow = asyncio.create_task(edge.post(f'{url}/direct', {'query': long_query}, AUTH))
+    async with edge.session.get(f'{trusted}/healthz') as response:
+        assert response.status == 200
+    status, _, _ = await slow
+    assert status == 200
+    assert json.loads(edge.stub.requests[0]['body'])['query'] == long_query

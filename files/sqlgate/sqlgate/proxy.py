@@ -26,6 +26,8 @@ from .request import RequestLimits, parse_query_request
 from .routing import ROUTES, NodeView, Route, choose_node
 from .web import KIND_HEADER, LOG_FIELDS, NODE_HEADER, REQUEST_ID, Service, create_app, json_bytes, read_body
 
+INLINE_LIMIT = 1024
+
 
 @dataclass
 class Node:
@@ -57,6 +59,7 @@ class Proxy:
         )
         # Probes have their own threads, so a saturated pool never delays them.
         self.probe_executor = ThreadPoolExecutor(max_workers=len(config.nodes), thread_name_prefix='sqlgate-probe')
+        self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sqlgate-classify')
         self.nodes: dict[str, Node] = {}
         for node_config in config.nodes:
             pool: NodePool[ReadResult | WriteResult] = NodePool(
@@ -173,7 +176,10 @@ class Proxy:
         self.guard.check(request)
         body = await read_body(request, self.config.server.max_body_bytes)
         query = parse_query_request(body, request.content_type, self.limits)
-        kind = classify(query.query)
+        if len(query.query) <= INLINE_LIMIT:
+            kind = classify(query.query)
+        else:  # a long text takes sqlparse a while: keep the event loop free meanwhile
+            kind = await asyncio.get_running_loop().run_in_executor(self.analysis, classify, query.query)
         log['kind'] = kind
         job = functools.partial(
             execute, sql=query.query, params=query.params, max_rows=self.config.max_result_rows,
@@ -246,6 +252,7 @@ class Proxy:
             node.probe_conn = None
         self.executor.shutdown(wait=False)
         self.probe_executor.shutdown(wait=False)
+        self.analysis.shutdown(wait=False)
 
 
 PROXY = web.AppKey('sqlgate_proxy', Proxy)

@@ -20,6 +20,8 @@ The proxy pins the session sql_mode so that MySQL keeps reading quotes this way.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any, NamedTuple
 
 from sqlparse import tokens as T
 from sqlparse.lexer import tokenize
@@ -37,6 +39,10 @@ _CHAR_HINTS = {
     '?': "'?' placeholders are not supported; use %s",
     '$': "'$' is only allowed inside a quoted string",
 }
+
+
+# Deeper nesting serves no sakila query and would let a hostile text exhaust the analysis.
+MAX_DEPTH = 64
 
 
 class LexError(Exception):
@@ -69,8 +75,7 @@ class Scan:
     code_end: int
 
 
-@dataclass(frozen=True)
-class Tok:
+class Tok(NamedTuple):
     """A significant sqlparse token with what the policy needs to know about it."""
 
     kind: str  # word, qword (backtick-quoted), string, number, placeholder, punct, op
@@ -220,6 +225,14 @@ def _kind(ttype: object, value: str) -> str:
     return 'op'
 
 
+@lru_cache(maxsize=256)
+def _ttype_facts(ttype: Any) -> tuple[bool, bool, bool]:
+    """(skipped as whitespace, possibly opaque, keyword) for a token type; there are few of them."""
+    skip = ttype in T.Whitespace or ttype in T.Newline
+    maybe_opaque = ttype in T.String or ttype in T.Comment or ttype is T.Literal or ttype in T.Name
+    return skip, maybe_opaque, ttype in T.Keyword
+
+
 def tokens(text: str, scanned: Scan) -> tuple[Tok, ...]:
     """sqlparse's tokens of ``text`` with offsets and depth, checked against MySQL's literals."""
     expected = [(lit.start, lit.end) for lit in scanned.literals]
@@ -230,14 +243,17 @@ def tokens(text: str, scanned: Scan) -> tuple[Tok, ...]:
     for ttype, value in tokenize(text):
         start = offset
         offset += len(value)
-        if ttype in T.Whitespace or ttype in T.Newline or (ttype in T.Text and value.isspace()):
+        skip, maybe_opaque, keyword = _ttype_facts(ttype)
+        if skip or value.isspace():
             continue
-        if _is_opaque(ttype, value):
+        if maybe_opaque and _is_opaque(ttype, value):
             opaque.append((start, offset))
         kind = _kind(ttype, value)
         if kind == 'word':
-            up = ' '.join(value.upper().split())
             name = value.lower()
+            up = value.upper()
+            if ' ' in up or '\t' in up or '\n' in up or '\r' in up:
+                up = ' '.join(up.split())
         elif kind == 'qword':
             up = value
             name = value[1:-1].replace('``', '`').lower()
@@ -247,9 +263,11 @@ def tokens(text: str, scanned: Scan) -> tuple[Tok, ...]:
             depth -= 1
             if depth < 0:
                 raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {start}", 400)
-        out.append(Tok(kind, value, up, name, ttype in T.Keyword, start, depth))
+        out.append(Tok(kind, value, up, name, keyword, start, depth))
         if value == '(':
             depth += 1
+            if depth > MAX_DEPTH:
+                raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
     if depth != 0:
         raise LexError('unbalanced_parentheses', 'unbalanced parentheses', 400)
     if opaque != expected:

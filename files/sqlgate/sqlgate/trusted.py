@@ -4,6 +4,9 @@
 
 from __future__ import annotations
 
+import asyncio
+from concurrent.futures import ThreadPoolExecutor
+
 from aiohttp import web
 
 from .auth import TierGuard
@@ -14,6 +17,10 @@ from .routing import ROUTES
 from .upstream import Upstream
 from .validate import Rejection, cache_entries, validate
 from .web import KIND_HEADER, LOG_FIELDS, NODE_HEADER, REQUEST_ID, Service, create_app, json_bytes, read_body
+
+# Longer texts are validated in a thread: a 10 000-character query costs sqlparse a good part of a
+# second, which must not stall the event loop (health checks, cached queries) meanwhile.
+INLINE_LIMIT = 1024
 
 
 class Trusted:
@@ -30,6 +37,7 @@ class Trusted:
         registry.gauge('sqlgate_validation_cache_entries', 'Query texts in the validation cache.',
                        callback=lambda: [((), float(cache_entries()))])
         self.upstream = Upstream(config.upstream, 'proxy', registry)
+        self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sqlgate-validate')
 
     async def handle_query(self, request: web.Request) -> web.Response:
         log = request[LOG_FIELDS]
@@ -37,7 +45,11 @@ class Trusted:
         self.guard.check(request)
         body = await read_body(request, self.config.server.max_body_bytes)
         query = parse_query_request(body, request.content_type, self.limits)
-        outcome = validate(query.query, query.params, self.config.policy)
+        if len(query.query) <= INLINE_LIMIT:
+            outcome = validate(query.query, query.params, self.config.policy)
+        else:
+            outcome = await asyncio.get_running_loop().run_in_executor(
+                self.analysis, validate, query.query, query.params, self.config.policy)
         if isinstance(outcome, Rejection):
             self.rejections.inc(outcome.code)
             raise ApiError(outcome.status, outcome.code, outcome.reason, log={'reason': outcome.reason})
@@ -59,6 +71,7 @@ class Trusted:
 
     async def on_cleanup(self, app: web.Application) -> None:
         await self.upstream.close()
+        self.analysis.shutdown(wait=False)
 
 
 TRUSTED = web.AppKey('sqlgate_trusted', Trusted)

@@ -145,6 +145,7 @@ class _Reader:
         self.n = len(toks)
         self.match, self.parent = _matching_parens(toks)
         self.names = _Names()
+        self.read_joins: set[int] = set()  # JOIN words already read as part of a clause
 
     # -- token predicates -------------------------------------------------------------------------
     def word(self, i: int, *ups: str) -> bool:
@@ -192,7 +193,7 @@ class _Reader:
                 if self.in_function_syntax(i) or (up == 'USING' and self.punct(i + 1, '(')):
                     continue
                 self.clause(i + 1, tok.depth)
-            elif up.endswith('JOIN') or up == 'TABLE':
+            elif up == 'TABLE' or (up.endswith('JOIN') and i not in self.read_joins):
                 self.clause(i + 1, tok.depth)
             elif up == 'UPDATE':
                 if i > 0 and self.word(i - 1, 'KEY', 'FOR'):
@@ -247,17 +248,20 @@ class _Reader:
             tok = self.toks[i]
             if tok.depth < depth:
                 return
-            if tok.depth == depth:
-                if expect_ref:
-                    if self.word(i, 'LATERAL'):
-                        i += 1
-                    i = self.ref(i)
-                    expect_ref = False
-                    continue
-                if tok.value == ',' or self.joins(i):
-                    expect_ref = True
-                elif tok.value == ';' or (tok.kind == 'word' and tok.up in _CLAUSE_END):
-                    return
+            if expect_ref:
+                if self.word(i, 'LATERAL'):
+                    i += 1
+                i = self.ref(i)
+                expect_ref = False
+                continue
+            if tok.value == '(':
+                i = self.match[i] + 1  # a join condition's parentheses; subqueries are read on their own
+                continue
+            if tok.value == ',' or self.joins(i):
+                self.read_joins.add(i)
+                expect_ref = True
+            elif tok.value == ';' or (tok.kind == 'word' and tok.up in _CLAUSE_END):
+                return
             i += 1
 
     def ref(self, i: int, single: bool = False) -> int:

@@ -1,0 +1,159 @@
+# Copyright (c) cloudpatterns.mysql developers
+# SPDX-License-Identifier: Apache-2.0
+"""The services as the systemd units run them: ``python -m sqlgate <service> --config FILE``.
+
+Checks the JSON log lines on stdout (one per request, no secret anywhere), a clean exit on SIGTERM,
+and that a request in flight at SIGTERM still gets its answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from aiohttp import ClientSession
+
+from sqlgate_support import API_KEY, API_KEY_NAME, REPO, write_config, write_secret
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(('127.0.0.1', 0))
+        return sock.getsockname()[1]
+
+
+class Services:
+    def __init__(self, directory: Path, database) -> None:
+        self.directory = directory
+        self.secrets = {name: secrets.token_urlsafe(24) for name in ('trusted', 'proxy')}
+        self.ports = {name: free_port() for name in ('gatekeeper', 'trusted', 'proxy')}
+        self.db_password = database.password
+        keys = directory / 'keys'
+        keys.write_text(f'{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n')
+        local = ['127.0.0.1']
+        self.configs = {
+            'proxy': {
+                'host': '127.0.0.1', 'port': self.ports['proxy'], 'allowed_clients': local,
+                'client_secret_file': write_secret(directory, 'proxy_secret', self.secrets['proxy']),
+                'database': {'user': database.user,
+                             'password_file': write_secret(directory, 'db_password', database.password)},
+                'nodes': [{'name': 'manager', 'host': database.host, 'role': 'manager'},
+                          {'name': 'worker1', 'host': database.host, 'role': 'worker'}],
+                'health': {'probe_interval': 0.2}, 'shutdown_timeout': 5,
+            },
+            'trusted': {
+                'host': '127.0.0.1', 'port': self.ports['trusted'], 'allowed_clients': local,
+                'client_secret_file': write_secret(directory, 'trusted_secret', self.secrets['trusted']),
+                'upstream': {'url': f'http://127.0.0.1:{self.ports["proxy"]}',
+                             'secret_file': str(directory / 'proxy_secret')},
+            },
+            'gatekeeper': {
+                'host': '127.0.0.1', 'port': self.ports['gatekeeper'], 'api_keys_file': str(keys),
+                'upstream': {'url': f'http://127.0.0.1:{self.ports["trusted"]}',
+                             'secret_file': str(directory / 'trusted_secret')},
+            },
+        }
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(self) -> None:
+        env = {**os.environ, 'PYTHONPATH': str(REPO / 'files' / 'sqlgate')}
+        for service in ('proxy', 'trusted', 'gatekeeper'):
+            path = write_config(self.directory, service, self.configs[service])
+            self.processes[service] = subprocess.Popen(
+                [sys.executable, '-m', 'sqlgate', service, '--config', path],
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+
+    def url(self, service: str, path: str) -> str:
+        return f'http://127.0.0.1:{self.ports[service]}{path}'
+
+    def stop(self, service: str) -> tuple[int, list[dict], str]:
+        process = self.processes[service]
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=15)
+        lines = [json.loads(line) for line in out.decode().splitlines() if line.strip()]
+        return process.returncode, lines, err.decode()
+
+    def kill_all(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def services(tmp_path, database):
+    started = Services(tmp_path, database)
+    started.start()
+    yield started
+    started.kill_all()
+
+
+async def wait_ready(session: ClientSession, services: Services) -> None:
+    deadline = time.monotonic() + 20
+    for service in ('proxy', 'trusted', 'gatekeeper'):
+        while True:
+            assert services.processes[service].poll() is None, services.stop(service)
+            try:
+                async with session.get(services.url(service, '/healthz')) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            assert time.monotonic() < deadline, f'{service} did not start'
+            await asyncio.sleep(0.1)
+
+
+@pytest.mark.asyncio(loop_scope='session')
+async def test_the_services_run_log_json_lines_and_stop_cleanly_on_sigterm(services):
+    async with ClientSession() as session:
+        await wait_ready(session, services)
+        headers = {'Authorization': f'Bearer {API_KEY}', 'X-Request-Id': 'cli-test-0001'}
+        query = {'query': 'SELECT * FROM customer LIMIT 3'}
+        async with session.post(services.url('gatekeeper', '/direct'), json=query, headers=headers) as r:
+            body = await r.json()
+        assert r.status == 200 and body['rows'][0][2] == 'MARY'
+        async with session.post(services.url('gatekeeper', '/direct'), json={'query': 'SELECT 1'},
+                                headers={'Authorization': 'Bearer wrong'}) as r:
+            assert r.status == 401
+        # A request in flight when SIGTERM arrives still gets its answer.
+        slow = asyncio.create_task(session.post(
+            services.url('proxy', '/direct'), json={'query': 'DO SLEEP(1)'},
+            headers={'X-Sqlgate-Secret': services.secrets['proxy']}))
+        await asyncio.sleep(0.3)
+        services.processes['proxy'].send_signal(signal.SIGTERM)
+        response = await slow
+        assert response.status == 200, await response.text()
+        response.release()
+    everything = ''
+    logs = {}
+    for service in ('gatekeeper', 'trusted', 'proxy'):
+        code, lines, err = services.stop(service)
+        assert code == 0, err
+        everything += json.dumps(lines) + err
+        logs[service] = lines
+        access = [line for line in lines if 'status' in line and 'request_id' in line]
+        assert any(line['request_id'] == 'cli-test-0001' and line['status'] == 200 for line in access), lines
+        assert all(line['service'] == service for line in lines)
+    assert any(line.get('status') == 401 and line.get('error') == 'invalid_credentials' for line in logs['gatekeeper'])
+    assert any(line.get('path') == '/direct' and line.get('duration_ms', 0) >= 1000 for line in logs['proxy'])
+    for secret in (*services.secrets.values(), services.db_password, API_KEY):
+        assert secret not in everything
+
+
+def test_a_bad_config_exits_2_naming_the_key(tmp_path):
+    (tmp_path / 'proxy.json').write_text(json.dumps({'nodes': []}))
+    env = {**os.environ, 'PYTHONPATH': str(REPO / 'files' / 'sqlgate')}
+    result = subprocess.run([sys.executable, '-m', 'sqlgate', 'proxy', '--config', str(tmp_path / 'proxy.json')],
+                            capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 2
+    assert 'configuration error' in result.stderr and "'allowed_clients'" in result.stderr
