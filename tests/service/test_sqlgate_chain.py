@@ -158,7 +158,11 @@ async def test_an_exhausted_pool_answers_503(chain_factory):
     chain = await chain_factory(proxy={'pool': {'size': 1, 'acquire_timeout': 0.2}})
     await chain.wait_probed()
     first = asyncio.create_task(chain.proxy_query('direct', 'DO SLEEP(1)'))
-    await asyncio.sleep(0.2)
+    pool = chain.proxy_service.nodes['manager'].pool
+    for _ in range(100):
+        if pool.in_use:
+            break
+        await asyncio.sleep(0.01)
     status, body = await chain.proxy_query('direct', 'DO SLEEP(0)')
     assert status == 503 and body['error']['code'] == 'pool_exhausted'
     assert (await first)[0] == 200

@@ -25,6 +25,7 @@ from aiohttp import ClientSession
 
 from sqlgate_support import API_KEY, API_KEY_NAME, REPO, write_config, write_secret
 
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(('127.0.0.1', 0))
@@ -127,9 +128,9 @@ async def test_the_services_run_log_json_lines_and_stop_cleanly_on_sigterm(servi
             assert r.status == 401
         # A request in flight when SIGTERM arrives still gets its answer.
         slow = asyncio.create_task(session.post(
-            services.url('proxy', '/direct'), json={'query': 'DO SLEEP(1)'},
+            services.url('proxy', '/direct'), json={'query': 'DO SLEEP(2)'},
             headers={'X-Sqlgate-Secret': services.secrets['proxy']}))
-        await asyncio.sleep(0.3)
+        await asyncio.sleep(0.8)
         services.processes['proxy'].send_signal(signal.SIGTERM)
         response = await slow
         assert response.status == 200, await response.text()
@@ -145,7 +146,7 @@ async def test_the_services_run_log_json_lines_and_stop_cleanly_on_sigterm(servi
         assert any(line['request_id'] == 'cli-test-0001' and line['status'] == 200 for line in access), lines
         assert all(line['service'] == service for line in lines)
     assert any(line.get('status') == 401 and line.get('error') == 'invalid_credentials' for line in logs['gatekeeper'])
-    assert any(line.get('path') == '/direct' and line.get('duration_ms', 0) >= 1000 for line in logs['proxy'])
+    assert any(line.get('path') == '/direct' and line.get('duration_ms', 0) >= 2000 for line in logs['proxy'])
     for secret in (*services.secrets.values(), services.db_password, API_KEY):
         assert secret not in everything
 

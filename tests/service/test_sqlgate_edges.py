@@ -270,10 +270,13 @@ async def test_upstream_errors_pass_through_but_a_refused_tier_secret_is_a_502(e
 
 
 async def test_503_at_the_concurrency_limit(edge):
-    edge.stub.delay = 0.5
+    edge.stub.delay = 1.0
     url = await edge.gatekeeper(max_in_flight=1)
     first = asyncio.create_task(edge.post(f'{url}/direct', {'query': 'SELECT 1'}, AUTH))
-    await asyncio.sleep(0.1)
+    for _ in range(100):
+        if edge.stub.requests:
+            break
+        await asyncio.sleep(0.02)
     status, body, headers = await edge.post(f'{url}/direct', {'query': 'SELECT 1'}, AUTH)
     assert_error(status, body, headers, 503, 'overloaded')
     assert headers['Retry-After'] == '1'

@@ -125,23 +125,32 @@ async def test_a_hung_manager_times_out_with_504(chain_factory):
     assert status == 200 and body['node'] == 'worker1'
 
 
-async def test_customized_reads_follow_the_lowest_latency(chain_factory):
-    chain = await chain_factory(proxy={'health': {'probe_interval': 0.05, 'ewma_alpha': 0.5, 'hysteresis_ms': 2}})
-    chain.relays['worker1'].set_delay(0.02)
-    await asyncio.sleep(1.0)
-    for _ in range(5):
-        status, body, _ = await chain.query('customized', READ)
-        assert status == 200 and body['node'] == 'worker2', body
-    chain.relays['worker1'].set_delay(0.0)
-    chain.relays['worker2'].set_delay(0.001)  # slower, but by less than the hysteresis margin
-    await asyncio.sleep(1.0)
+async def customized_node(chain) -> str:
     status, body, _ = await chain.query('customized', READ)
-    assert body['node'] == 'worker2'
-    chain.relays['worker2'].set_delay(0.03)  # now clearly slower
+    assert status == 200, body
+    return body['node']
+
+
+async def settle_on(chain, expected: str, timeout: float = 8.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while await customized_node(chain) != expected:
+        assert asyncio.get_running_loop().time() < deadline, f'/customized never chose {expected}'
+        await asyncio.sleep(0.1)
+    for _ in range(5):
+        assert await customized_node(chain) == expected
+
+
+async def test_customized_reads_follow_the_lowest_latency(chain_factory):
+    chain = await chain_factory(proxy={'health': {'probe_interval': 0.05, 'ewma_alpha': 0.5, 'hysteresis_ms': 20}})
+    chain.relays['worker1'].set_delay(0.06)
+    await settle_on(chain, 'worker2')
+    chain.relays['worker1'].set_delay(0.0)
+    chain.relays['worker2'].set_delay(0.003)  # now slower, but by less than the hysteresis margin
     await asyncio.sleep(1.0)
     for _ in range(5):
-        status, body, _ = await chain.query('customized', READ)
-        assert status == 200 and body['node'] == 'worker1', body
+        assert await customized_node(chain) == 'worker2'
+    chain.relays['worker2'].set_delay(0.08)  # now clearly slower
+    await settle_on(chain, 'worker1')
     _, report = await chain.health()
     latency = {node['name']: node['latency_ms'] for node in report['nodes']}
-    assert latency['worker2'] > latency['worker1'] + 2
+    assert latency['worker2'] > latency['worker1'] + 20

@@ -262,3 +262,21 @@ def test_the_default_policy_is_sakila():
     assert len(SAKILA_TABLES) == 16
     assert POLICY.allowed_statements == {'SELECT', 'INSERT', 'UPDATE', 'DELETE'}
     assert POLICY.database == 'sakila'
+
+
+def test_nesting_is_bounded():
+    deep = 'SELECT * FROM ' + '(' * 100 + 'actor' + ')' * 100
+    result = validate(deep, [], POLICY)
+    assert isinstance(result, Rejection) and result.code == 'too_deeply_nested'
+    assert isinstance(validate('SELECT * FROM ' + '(' * 10 + 'actor' + ')' * 10 + ' LIMIT 1', [], POLICY),
+                      ValidatedQuery)
+
+
+def test_many_joins_and_nested_subqueries_are_all_read():
+    joins = 'SELECT * FROM actor a0 ' + ' '.join(f'JOIN actor a{i} ON a{i}.actor_id = a0.actor_id'
+                                                   for i in range(1, 150)) + ' LIMIT 1'
+    assert isinstance(validate(joins, [], POLICY), ValidatedQuery)
+    assert validate(joins.replace('JOIN actor a77 ', 'JOIN staff a77 '), [], NO_STAFF).code == 'table_not_allowed'
+    nested = 'SELECT * FROM ' + '(SELECT * FROM ' * 40 + 'actor' + ') t' * 40 + ' LIMIT 1'
+    assert isinstance(validate(nested, [], POLICY), ValidatedQuery)
+    assert validate(nested.replace('actor', 'staff'), [], NO_STAFF).code == 'table_not_allowed'
