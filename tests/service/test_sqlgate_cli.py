@@ -3,7 +3,8 @@
 """The services as the systemd units run them: ``python -m sqlgate <service> --config FILE``.
 
 Checks the JSON log lines on stdout (one per request, no secret anywhere), a clean exit on SIGTERM,
-and that a request in flight at SIGTERM still gets its answer.
+that a request in flight at SIGTERM still gets its answer, and HTTPS: the gatekeeper and the trusted
+host serve TLS with a self-signed certificate that the client and the gatekeeper verify.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ import os
 import secrets
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientSession
+from aiohttp import ClientSession, TCPConnector
 
 from sqlgate_support import API_KEY, API_KEY_NAME, REPO, write_config, write_secret
 
@@ -41,6 +43,12 @@ class Services:
         keys = directory / 'keys'
         keys.write_text(f'{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n')
         local = ['127.0.0.1']
+        self.cert, key = str(directory / 'cert.pem'), str(directory / 'key.pem')
+        subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', self.cert,
+                        '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'],
+                       check=True, capture_output=True)
+        tls = {'tls_cert_file': self.cert, 'tls_key_file': key}
+        self.schemes = {'gatekeeper': 'https', 'trusted': 'https', 'proxy': 'http'}
         self.configs = {
             'proxy': {
                 'host': '127.0.0.1', 'port': self.ports['proxy'], 'allowed_clients': local,
@@ -52,14 +60,14 @@ class Services:
                 'health': {'probe_interval': 0.2}, 'shutdown_timeout': 5,
             },
             'trusted': {
-                'host': '127.0.0.1', 'port': self.ports['trusted'], 'allowed_clients': local,
+                'host': '127.0.0.1', 'port': self.ports['trusted'], 'allowed_clients': local, **tls,
                 'client_secret_file': write_secret(directory, 'trusted_secret', self.secrets['trusted']),
                 'upstream': {'url': f'http://127.0.0.1:{self.ports["proxy"]}',
                              'secret_file': str(directory / 'proxy_secret')},
             },
             'gatekeeper': {
-                'host': '127.0.0.1', 'port': self.ports['gatekeeper'], 'api_keys_file': str(keys),
-                'upstream': {'url': f'http://127.0.0.1:{self.ports["trusted"]}',
+                'host': '127.0.0.1', 'port': self.ports['gatekeeper'], 'api_keys_file': str(keys), **tls,
+                'upstream': {'url': f'https://127.0.0.1:{self.ports["trusted"]}', 'ca_file': self.cert,
                              'secret_file': str(directory / 'trusted_secret')},
             },
         }
@@ -74,7 +82,10 @@ class Services:
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
 
     def url(self, service: str, path: str) -> str:
-        return f'http://127.0.0.1:{self.ports[service]}{path}'
+        return f'{self.schemes[service]}://127.0.0.1:{self.ports[service]}{path}'
+
+    def client(self) -> ClientSession:
+        return ClientSession(connector=TCPConnector(ssl=ssl.create_default_context(cafile=self.cert)))
 
     def stop(self, service: str) -> tuple[int, list[dict], str]:
         process = self.processes[service]
@@ -116,13 +127,16 @@ async def wait_ready(session: ClientSession, services: Services) -> None:
 
 @pytest.mark.asyncio(loop_scope='session')
 async def test_the_services_run_log_json_lines_and_stop_cleanly_on_sigterm(services):
-    async with ClientSession() as session:
+    async with services.client() as session:
         await wait_ready(session, services)
         headers = {'Authorization': f'Bearer {API_KEY}', 'X-Request-Id': 'cli-test-0001'}
         query = {'query': 'SELECT * FROM customer LIMIT 3'}
         async with session.post(services.url('gatekeeper', '/direct'), json=query, headers=headers) as r:
             body = await r.json()
         assert r.status == 200 and body['rows'][0][2] == 'MARY'
+        async with ClientSession() as unverified:  # the certificate is not in the default trust store
+            with pytest.raises(Exception, match='certificate verify failed'):
+                await unverified.get(services.url('gatekeeper', '/healthz'))
         async with session.post(services.url('gatekeeper', '/direct'), json={'query': 'SELECT 1'},
                                 headers={'Authorization': 'Bearer wrong'}) as r:
             assert r.status == 401

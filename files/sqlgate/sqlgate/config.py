@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -142,6 +143,7 @@ class ServerConfig:
     max_params: int
     metrics_allowed_clients: tuple[Network, ...] | None
     event_loop: str  # auto (uvloop when installed), asyncio or uvloop
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # HTTPS when set
 
 
 @dataclass(frozen=True)
@@ -151,6 +153,7 @@ class UpstreamConfig:
     timeout: float
     connect_timeout: float
     max_connections: int
+    ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # for https URLs
 
 
 @dataclass(frozen=True)
@@ -237,6 +240,22 @@ DEFAULT_PORTS = {'gatekeeper': 3000, 'trusted': 8000, 'proxy': 9000}
 DEFAULT_BODY_LIMITS = {'gatekeeper': 65536, 'trusted': 66560, 'proxy': 67584}
 
 
+def _server_tls(root: _Section) -> ssl.SSLContext | None:
+    cert = root.raw('tls_cert_file', None)
+    key = root.raw('tls_key_file', None)
+    if cert is None and key is None:
+        return None
+    if not isinstance(cert, str) or not isinstance(key, str):
+        raise ConfigError("config keys 'tls_cert_file' and 'tls_key_file' go together: set both paths or neither")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(cert, key)
+    except (OSError, ssl.SSLError) as exc:
+        raise ConfigError(f"config key 'tls_cert_file': cannot load {cert} with {key}: {exc}") from None
+    return context
+
+
 def _server(root: _Section, service: str) -> ServerConfig:
     return ServerConfig(
         host=root.string('host', '0.0.0.0'),  # noqa: S104 - each tier is isolated by its network
@@ -248,6 +267,7 @@ def _server(root: _Section, service: str) -> ServerConfig:
         max_params=root.integer('max_params', 100, minimum=0),
         metrics_allowed_clients=root.networks('metrics_allowed_clients', None),
         event_loop=root.string('event_loop', 'auto', choices=('auto', 'asyncio', 'uvloop')),
+        ssl_context=_server_tls(root),
     )
 
 
@@ -256,12 +276,22 @@ def _upstream(root: _Section, timeout: float) -> UpstreamConfig:
     url = section.string('url')
     if not re.match(r'^https?://[^/\s]+/?$', url):
         raise ConfigError(f"config key {section.key('url')!r}: expected http(s)://host:port, got {url!r}")
+    ca_file = section.raw('ca_file', None)
+    context = None
+    if url.startswith('https://'):
+        try:
+            context = ssl.create_default_context(cafile=ca_file)
+        except (OSError, ssl.SSLError, TypeError) as exc:
+            raise ConfigError(f"config key {section.key('ca_file')!r}: cannot load {ca_file}: {exc}") from None
+    elif ca_file is not None:
+        raise ConfigError(f"config key {section.key('ca_file')!r}: only used with an https url")
     config = UpstreamConfig(
         url=url.rstrip('/'),
         secret=section.secret('secret_file', token=True),
         timeout=section.number('timeout', timeout),
         connect_timeout=section.number('connect_timeout', 3.0),
         max_connections=section.integer('max_connections', 100),
+        ssl_context=context,
     )
     section.done()
     return config

@@ -49,7 +49,11 @@ class Upstream:
         }
 
     async def start(self) -> None:
-        connector = aiohttp.TCPConnector(limit=self.config.max_connections, limit_per_host=self.config.max_connections)
+        connector = aiohttp.TCPConnector(
+            limit=self.config.max_connections,
+            limit_per_host=self.config.max_connections,
+            ssl=self.config.ssl_context if self.config.ssl_context is not None else True,
+        )
         timeout = aiohttp.ClientTimeout(total=self.config.timeout, sock_connect=self.config.connect_timeout)
         self.session = aiohttp.ClientSession(connector=connector, timeout=timeout, skip_auto_headers=('User-Agent',))
 

@@ -360,8 +360,9 @@ def run(app: web.Application, server: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and let requests in flight finish."""
     service = app[SERVICE]
     loop = new_event_loop(server.event_loop)
-    service.logger.info('sqlgate %s %s listening on %s:%d (event loop: %s)', service.name, __version__,
-                        server.host, server.port, type(loop).__module__.split('.')[0])
+    service.logger.info('sqlgate %s %s listening on %s://%s:%d (event loop: %s)', service.name, __version__,
+                        'https' if server.ssl_context else 'http', server.host, server.port,
+                        type(loop).__module__.split('.')[0])
     web.run_app(
         app,
         loop=loop,
@@ -370,5 +371,6 @@ def run(app: web.Application, server: ServerConfig) -> None:
         access_log=None,
         print=None,
         shutdown_timeout=server.shutdown_timeout,
+        ssl_context=server.ssl_context,
         handle_signals=True,
     )

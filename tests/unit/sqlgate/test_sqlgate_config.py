@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import subprocess
 
 import pytest
 
@@ -159,3 +160,31 @@ def test_cli_check_builds_the_proxy_and_trusted_apps(files, capsys, caplog):
         (files / f'{service}.json').write_text(json.dumps(data))
         assert main([service, '--config', str(files / f'{service}.json'), '--check']) == 0
     assert capsys.readouterr().out.count('configuration OK') == 2
+
+
+def self_signed(directory):
+    cert, key = directory / 'cert.pem', directory / 'key.pem'
+    subprocess.run(['openssl', 'req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', str(key), '-out', str(cert),
+                    '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1,DNS:localhost'],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+def test_tls_is_optional_and_checked(files):
+    cert, key = self_signed(files)
+    data = gatekeeper(files)
+    assert parse_config('gatekeeper', data).server.ssl_context is None
+    data.update(tls_cert_file=cert, tls_key_file=key)
+    data['upstream'].update(url='https://trusted:8000', ca_file=cert)
+    config = parse_config('gatekeeper', data)
+    assert config.server.ssl_context is not None and config.upstream.ssl_context is not None
+    for change, message in (
+        (lambda d: d.pop('tls_key_file'), 'go together'),
+        (lambda d: d.update(tls_key_file=str(files / 'secret')), "'tls_cert_file'"),
+        (lambda d: d['upstream'].update(ca_file=str(files / 'nope.pem')), "'upstream.ca_file'"),
+        (lambda d: d['upstream'].update(url='http://trusted:8000'), 'only used with an https url'),
+    ):
+        broken = json.loads(json.dumps(data))
+        change(broken)
+        with pytest.raises(ConfigError, match=message):
+            parse_config('gatekeeper', broken)
