@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -19,6 +20,11 @@ description:
   - C(topology_links) validates the link list and returns one entry per link with the names the Docker
     network and the security groups use.
   - C(reach_from) returns the address at which a host is reached from a given tier.
+  - C(security_group_rules) returns the inbound rules of one tier's AWS security group, in the form of
+    M(amazon.aws.ec2_security_group)'s O(rules) option: one rule per link into the tier (from the source
+    tier's group, or from the public CIDRs for the C(internet) link) and SSH from the operator's CIDRs.
+  - C(invalid_cidrs) returns the entries of a list that are not IPv4 or IPv6 networks in CIDR notation
+    (an address with its prefix length and no host bits, such as C(203.0.113.7/32)).
 options: {}
 """
 
@@ -27,6 +33,17 @@ EXAMPLES = r"""
   ansible.builtin.set_fact:
     nodes: "{{ topology_nodes | cloudpatterns.mysql.topology_nodes(topology_default_size, known_roles) }}"
     links: "{{ topology_links | cloudpatterns.mysql.topology_links(topology_nodes, topology_project) }}"
+
+- name: Inbound rules of the cluster's security group
+  amazon.aws.ec2_security_group:
+    name: cloudpatterns-mysql-cluster
+    description: cluster tier
+    rules: >-
+      {{ links | cloudpatterns.mysql.security_group_rules('cluster', group_ids, ['0.0.0.0/0'], ['203.0.113.7/32']) }}
+
+- name: Stop on a malformed CIDR
+  ansible.builtin.assert:
+    that: "[operator_cidr] | cloudpatterns.mysql.invalid_cidrs | length == 0"
 
 - name: Address of the proxy as seen from the trusted host's tier
   ansible.builtin.debug:
@@ -40,6 +57,7 @@ _value:
 """
 
 INTERNET = "internet"
+SSH_PORT = 22
 _NAME = re.compile(r"^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$")
 _TIER = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -56,7 +74,9 @@ def topology_nodes(nodes: Any, default_size: str, known_roles: Sequence[str]) ->
     seen: set[str] = set()
     for index, node in enumerate(nodes):
         if not isinstance(node, Mapping):
-            _fail(f"entry {index} of topology_nodes is not a mapping; write it as {{name: ..., roles: [...], tier: ...}}")
+            _fail(
+                f"entry {index} of topology_nodes is not a mapping; write it as {{name: ..., roles: [...], tier: ...}}"
+            )
         unknown_keys = sorted(set(node) - {"name", "roles", "tier", "size"})
         if unknown_keys:
             _fail(f"node {node.get('name', index)!r} has unknown keys {unknown_keys}; allowed: name, roles, tier, size")
@@ -113,7 +133,10 @@ def topology_links(links: Any, nodes: Sequence[Mapping[str, Any]], project: str)
         source, target = link.get("from"), link.get("to")
         label = f"{source}->{target}"
         if source not in tiers and source != INTERNET:
-            _fail(f"link {label}: 'from' must be a tier of topology_nodes or {INTERNET!r}; tiers: {', '.join(sorted(tiers))}")
+            _fail(
+                f"link {label}: 'from' must be a tier of topology_nodes or {INTERNET!r}; "
+                f"tiers: {', '.join(sorted(tiers))}"
+            )
         if target not in tiers:
             _fail(f"link {label}: 'to' must be a tier of topology_nodes; tiers: {', '.join(sorted(tiers))}")
         if (source, target) in seen:
@@ -150,12 +173,82 @@ def reach_from(host: Mapping[str, Any], tier: str) -> str:
     on AWS one private address serves every tier.
     """
     if not isinstance(host, Mapping):
-        _fail("reach_from expects a host's hostvars, e.g. hostvars['proxy'] | cloudpatterns.mysql.reach_from('trusted')")
+        _fail(
+            "reach_from expects a host's hostvars, e.g. hostvars['proxy'] | cloudpatterns.mysql.reach_from('trusted')"
+        )
     address = (host.get("fleet_addresses") or {}).get(tier) or host.get("fleet_private_address")
     if not address:
         name = host.get("inventory_hostname", "<unknown host>")
-        _fail(f"host {name} has no address reachable from tier {tier!r}; is a link between their tiers declared in topology_links?")
+        _fail(
+            f"host {name} has no address reachable from tier {tier!r}; "
+            "is a link between their tiers declared in topology_links?"
+        )
     return str(address)
+
+
+def invalid_cidrs(cidrs: Any) -> list[Any]:
+    """The entries that are not a network in CIDR notation (prefix length required, no host bits)."""
+    if isinstance(cidrs, (str, bytes)) or not isinstance(cidrs, Sequence):
+        _fail(f"invalid_cidrs expects a list of CIDRs, got {cidrs!r}")
+    invalid = []
+    for cidr in cidrs:
+        try:
+            if not isinstance(cidr, str) or "/" not in cidr:
+                raise ValueError(cidr)
+            ipaddress.ip_network(cidr, strict=True)
+        except ValueError:
+            invalid.append(cidr)
+    return invalid
+
+
+def _cidr_rules(ports: list[int], cidrs: Sequence[str], description: str) -> list[dict[str, Any]]:
+    """One rule per address family, as ec2_security_group takes them (cidr_ip / cidr_ipv6)."""
+    invalid = invalid_cidrs(cidrs)
+    if invalid:
+        _fail(f"{description}: {invalid} are not CIDRs; write networks such as 203.0.113.7/32 or 2001:db8::/64")
+    rules = []
+    for key, version in (("cidr_ip", 4), ("cidr_ipv6", 6)):
+        family = sorted({str(network) for network in map(ipaddress.ip_network, cidrs) if network.version == version})
+        if family:
+            rules.append({"proto": "tcp", "ports": ports, key: family, "rule_desc": description})
+    return rules
+
+
+def security_group_rules(
+    links: Sequence[Mapping[str, Any]],
+    tier: str,
+    group_ids: Mapping[str, str],
+    public_cidrs: Sequence[str],
+    ssh_cidrs: Sequence[str],
+) -> list[dict[str, Any]]:
+    """The inbound rules of `tier`'s security group: its links (topology_links output) and SSH.
+
+    `group_ids` maps every tier to its security group id; `public_cidrs` replace the `internet` source;
+    `ssh_cidrs` may open port 22 and nothing else does.
+    """
+    if not isinstance(group_ids, Mapping):
+        _fail("security_group_rules needs the security group id of every tier, as a mapping tier -> id")
+    if isinstance(public_cidrs, (str, bytes)) or isinstance(ssh_cidrs, (str, bytes)):
+        _fail("security_group_rules takes the public and SSH CIDRs as lists, e.g. ['203.0.113.7/32']")
+    if not ssh_cidrs:
+        _fail("security_group_rules needs at least one CIDR for SSH (operator_cidr)")
+    rules: list[dict[str, Any]] = []
+    for link in sorted(tier_ingress(links, tier), key=lambda link: link["name"]):
+        description = f"link {link['from']}->{link['to']}"
+        if link["from"] == INTERNET:
+            if not public_cidrs:
+                _fail(
+                    f"{description} opens {link['ports']} to the internet but no public CIDR is given "
+                    "(gatekeeper_allowed_cidrs)"
+                )
+            rules.extend(_cidr_rules(link["ports"], public_cidrs, description))
+            continue
+        group_id = group_ids.get(link["from"])
+        if not group_id:
+            _fail(f"{description}: tier {link['from']!r} has no security group id; create every tier's group first")
+        rules.append({"proto": "tcp", "ports": link["ports"], "group_id": [group_id], "rule_desc": description})
+    rules.extend(_cidr_rules([SSH_PORT], ssh_cidrs, "ssh from the operator"))
+    return rules
 
 
 class FilterModule:
@@ -168,4 +261,6 @@ class FilterModule:
             "tier_networks": tier_networks,
             "tier_ingress": tier_ingress,
             "reach_from": reach_from,
+            "security_group_rules": security_group_rules,
+            "invalid_cidrs": invalid_cidrs,
         }
