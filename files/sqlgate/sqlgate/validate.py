@@ -102,12 +102,31 @@ class _Analysis:
     limit_appended: bool
 
 
+@dataclass(frozen=True)
+class _Cte:
+    """A common table expression and where its name means it rather than a table."""
+
+    name: str
+    body: tuple[int, int]  # token indexes of its parentheses
+    scope_end: int  # the ')' that closes the statement holding the WITH, or the end
+    recursive: bool
+
+    def covers(self, index: int) -> bool:
+        """Whether the name at token ``index`` refers to this CTE: after its body, within the scope;
+        inside its own body only when RECURSIVE (otherwise the name there is the real table)."""
+        start, end = self.body
+        return end < index <= self.scope_end or (self.recursive and start < index < end)
+
+
 @dataclass
 class _Names:
-    tables: list[tuple[str | None, str]] = field(default_factory=list)  # (schema or None, table)
+    tables: list[tuple[str | None, str, int]] = field(default_factory=list)  # (schema or None, table, index)
     aliases: set[str] = field(default_factory=set)
-    ctes: set[str] = field(default_factory=set)
+    ctes: list[_Cte] = field(default_factory=list)
     delete_targets: list[tuple[str | None, str]] = field(default_factory=list)
+
+    def is_cte(self, name: str, index: int) -> bool:
+        return any(cte.name == name and cte.covers(index) for cte in self.ctes)
 
 
 class _Refused(Exception):
@@ -223,16 +242,21 @@ class _Reader:
         return i
 
     def ctes(self, i: int) -> None:
-        if self.word(i, 'RECURSIVE'):
+        enclosing = self.parent[i - 1]
+        scope_end = self.match[enclosing] if enclosing >= 0 else self.n
+        recursive = self.word(i, 'RECURSIVE')
+        if recursive:
             i += 1
         while self.ident(i):
-            self.names.ctes.add(self.toks[i].name)
+            name = self.toks[i].name
             i += 1
             if self.punct(i, '('):
                 i = self.match[i] + 1
             if not self.word(i, 'AS') or not self.punct(i + 1, '('):
                 return
-            i = self.match[i + 1] + 1
+            body = (i + 1, self.match[i + 1])
+            self.names.ctes.append(_Cte(name, body, scope_end, recursive))
+            i = body[1] + 1
             if not self.punct(i, ','):
                 return
             i += 1
@@ -288,7 +312,7 @@ class _Reader:
         if len(parts) > 2:
             raise self.fail(i, 'too many name parts')
         schema = parts[0] if len(parts) == 2 else None
-        self.names.tables.append((schema, parts[-1]))
+        self.names.tables.append((schema, parts[-1], i))
         return self.alias(j, single)
 
     def alias(self, j: int, single: bool) -> int:
@@ -361,8 +385,7 @@ def _check_functions(toks: tuple[Tok, ...], policy: Policy) -> None:
 
 
 def _check_names(names: _Names, toks: tuple[Tok, ...], policy: Policy) -> None:
-    known = policy.allowed_tables | names.ctes
-    for schema, table in names.tables:
+    for schema, table, index in names.tables:
         if schema is not None:
             if schema in SYSTEM_SCHEMAS:
                 raise _Refused('system_schema', f'the system schema {schema} is not accessible')
@@ -370,9 +393,9 @@ def _check_names(names: _Names, toks: tuple[Tok, ...], policy: Policy) -> None:
                 raise _Refused('schema_not_allowed', f'only the {policy.database} database is accessible, not {schema}')
             if table not in policy.allowed_tables:
                 raise _Refused('table_not_allowed', f'the table {table} is not allowed')
-        elif table not in known and table != 'dual':
+        elif table not in policy.allowed_tables and table != 'dual' and not names.is_cte(table, index):
             raise _Refused('table_not_allowed', f'the table {table} is not allowed')
-    qualifiers = known | names.aliases
+    qualifiers = policy.allowed_tables | names.aliases | {cte.name for cte in names.ctes}
     for schema, table in names.delete_targets:
         if (schema is not None and schema != policy.database) or table not in qualifiers:
             raise _Refused('table_not_allowed', f'the DELETE target {table} is not an allowed table or alias')

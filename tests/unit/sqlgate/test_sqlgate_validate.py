@@ -195,6 +195,10 @@ def test_rejections_carry_one_reason(sql, code):
     'SELECT 1 UNION SELECT password FROM staff',
     'SELECT TRIM(LEADING (SELECT password FROM staff LIMIT 1) FROM first_name) FROM actor',
     'WITH s AS (SELECT * FROM staff) SELECT * FROM s',
+    'WITH staff AS (SELECT * FROM staff) SELECT * FROM staff',
+    'WITH a AS (SELECT 1), staff AS (SELECT * FROM staff) SELECT * FROM a',
+    'SELECT * FROM staff WHERE EXISTS (WITH staff AS (SELECT 1) SELECT 1 FROM staff)',
+    'WITH b AS (SELECT * FROM staff), staff AS (SELECT 1) SELECT * FROM b',
     'SELECT * FROM staff_list',
     "INSERT INTO staff (first_name) VALUES ('x')",
     "INSERT staff (first_name) VALUES ('x')",
@@ -280,3 +284,13 @@ def test_many_joins_and_nested_subqueries_are_all_read():
     nested = 'SELECT * FROM ' + '(SELECT * FROM ' * 40 + 'actor' + ') t' * 40 + ' LIMIT 1'
     assert isinstance(validate(nested, [], POLICY), ValidatedQuery)
     assert validate(nested.replace('actor', 'staff'), [], NO_STAFF).code == 'table_not_allowed'
+
+
+@pytest.mark.parametrize('sql', [
+    'WITH a AS (SELECT * FROM actor), b AS (SELECT * FROM a) SELECT * FROM b LIMIT 5',
+    'WITH RECURSIVE r (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r LIMIT 5',
+    'WITH staff AS (SELECT 1 AS x) SELECT * FROM staff LIMIT 1',
+    'SELECT * FROM actor WHERE EXISTS (WITH s AS (SELECT 1) SELECT 1 FROM s) LIMIT 1',
+])
+def test_cte_names_count_as_tables_only_where_they_are_in_scope(sql):
+    assert isinstance(validate(sql, [], NO_STAFF), ValidatedQuery), validate(sql, [], NO_STAFF)
