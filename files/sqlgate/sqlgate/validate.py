@@ -39,12 +39,12 @@ SAKILA_VIEWS = frozenset({
 SYSTEM_SCHEMAS = frozenset({'information_schema', 'mysql', 'performance_schema', 'sys'})
 DEFAULT_STATEMENTS = frozenset({'SELECT', 'INSERT', 'UPDATE', 'DELETE'})
 # Functions that read files, sleep or burn CPU on purpose, take server-wide locks, wait on
-# replication, or reveal who and what the server is.
+# replication, reveal who and what the server is, or move MariaDB sequences.
 DEFAULT_BLOCKED_FUNCTIONS = frozenset({
     'load_file', 'sleep', 'benchmark', 'get_lock', 'release_lock', 'release_all_locks', 'is_free_lock',
     'is_used_lock', 'master_pos_wait', 'source_pos_wait', 'master_gtid_wait', 'wait_for_executed_gtid_set',
     'wait_until_sql_thread_after_gtids', 'sys_exec', 'sys_eval', 'user', 'current_user', 'session_user',
-    'system_user', 'current_role', 'version', 'connection_id',
+    'system_user', 'current_role', 'version', 'connection_id', 'nextval', 'lastval', 'setval',
 })
 CACHE_TEXT_LIMIT = 4096
 
@@ -464,7 +464,7 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
         return Rejection('missing_where', f'{verb} needs a WHERE clause')
     text = sql
     appended = False
-    if verb == 'SELECT' and _top_level(toks, 'LIMIT') < 0:
+    if verb == 'SELECT' and _top_level(toks, 'LIMIT') < 0 and _top_level(toks, 'FETCH') < 0:
         cap = f'LIMIT {policy.select_limit_cap}'
         lock = _locking_clause(toks)
         if lock >= 0:

@@ -40,6 +40,7 @@ NO_STAFF = dataclasses.replace(POLICY, allowed_tables=POLICY.allowed_tables - {'
     ('SELECT * FROM actor_info LIMIT 2', []),
     ('SELECT 1 FROM dual LIMIT 1', []),
     ('SELECT * FROM actor LIMIT 1;', []),
+    ('SELECT * FROM actor ORDER BY actor_id OFFSET 5 ROWS FETCH FIRST 5 ROWS ONLY', []),
     ("INSERT INTO actor (first_name, last_name) VALUES (%s, %s)", ['A', 'B']),
     ("INSERT INTO actor (first_name, last_name) VALUES ('A', 'B'), ('C', 'D')", []),
     ("INSERT INTO actor SET first_name = %s, last_name = %s", ['A', 'B']),
@@ -143,6 +144,9 @@ def test_the_cap_is_configurable():
     ("SELECT GET_LOCK('a', 10)", 'function_not_allowed'),
     ('SELECT CURRENT_USER', 'function_not_allowed'),
     ('SELECT sakila.get_customer_balance(1, NOW())', 'function_not_allowed'),
+    ('SELECT NEXTVAL(s)', 'function_not_allowed'),
+    ('SELECT * FROM .staff', 'unreadable_table_reference'),
+    ('SELECT * FROM actor WHERE (1, 2) IN (TABLE otherdb.t)', 'schema_not_allowed'),
     # schemas and tables
     ('SELECT * FROM mysql.user', 'system_schema'),
     ('SELECT * FROM `mysql`.`user`', 'system_schema'),
