@@ -19,7 +19,10 @@ description:
   - C(topology_nodes) validates the node list and returns it with defaults filled in.
   - C(topology_links) validates the link list and returns one entry per link with the names the Docker
     network and the security groups use.
+  - C(link_ports) returns the ports of the link between two tiers.
   - C(reach_from) returns the address at which a host is reached from a given tier.
+  - C(addresses) returns C([{name, host}]) for a list of hosts: their inventory names and the addresses a
+    tier reaches them at.
   - C(security_group_rules) returns the inbound rules of one tier's AWS security group, in the form of
     M(amazon.aws.ec2_security_group)'s O(rules) option: one rule per link into the tier (from the source
     tier's group, or from the public CIDRs for the C(internet) link) and SSH from the operator's CIDRs.
@@ -166,6 +169,15 @@ def tier_ingress(links: Sequence[Mapping[str, Any]], tier: str) -> list[dict[str
     return [link for link in links if link["to"] == tier]
 
 
+def link_ports(links: Sequence[Mapping[str, Any]], source: str, target: str) -> list[int]:
+    """The ports of the link from tier `source` to tier `target` (raw or normalised topology_links)."""
+    for link in links:
+        if link.get("from") == source and link.get("to") == target:
+            return _ports(link, f"{source}->{target}")
+    _fail(f"no link from {source!r} to {target!r} in topology_links; add {{from: {source}, to: {target}, ports: [...]}}")
+    return []
+
+
 def reach_from(host: Mapping[str, Any], tier: str) -> str:
     """Address at which `host` (its hostvars) is reached from `tier`.
 
@@ -251,6 +263,11 @@ def security_group_rules(
     return rules
 
 
+def addresses(hosts: Sequence[str], hostvars: Mapping[str, Any], tier: str) -> list[dict[str, str]]:
+    """`[{name, host}]`: each host's inventory name and the address `tier` reaches it at."""
+    return [{"name": name, "host": reach_from(hostvars[name], tier)} for name in hosts]
+
+
 class FilterModule:
     """Topology filters."""
 
@@ -260,7 +277,9 @@ class FilterModule:
             "topology_links": topology_links,
             "tier_networks": tier_networks,
             "tier_ingress": tier_ingress,
+            "link_ports": link_ports,
             "reach_from": reach_from,
+            "addresses": addresses,
             "security_group_rules": security_group_rules,
             "invalid_cidrs": invalid_cidrs,
         }
