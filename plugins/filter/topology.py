@@ -20,6 +20,7 @@ description:
   - C(topology_links) validates the link list and returns one entry per link with the names the Docker
     network and the security groups use.
   - C(link_ports) returns the ports of the link between two tiers.
+  - C(published_ports) returns the Docker port publications of a tier's link from the internet.
   - C(reach_from) returns the address at which a host is reached from a given tier.
   - C(addresses) returns C([{name, host}]) for a list of hosts: their inventory names and the addresses a
     tier reaches them at.
@@ -169,6 +170,14 @@ def tier_ingress(links: Sequence[Mapping[str, Any]], tier: str) -> list[dict[str
     return [link for link in links if link["to"] == tier]
 
 
+def published_ports(
+    links: Sequence[Mapping[str, Any]], tier: str, address: str = "127.0.0.1", offset: int = 0
+) -> list[str]:
+    """docker_container's `published_ports` for a tier: the ports of its link from the internet."""
+    ports = [port for link in links if link["from"] == INTERNET and link["to"] == tier for port in link["ports"]]
+    return [f"{address}:{port + int(offset)}:{port}" for port in ports]
+
+
 def link_ports(links: Sequence[Mapping[str, Any]], source: str, target: str) -> list[int]:
     """The ports of the link from tier `source` to tier `target` (raw or normalised topology_links)."""
     for link in links:
@@ -278,6 +287,7 @@ class FilterModule:
             "tier_networks": tier_networks,
             "tier_ingress": tier_ingress,
             "link_ports": link_ports,
+            "published_ports": published_ports,
             "reach_from": reach_from,
             "addresses": addresses,
             "security_group_rules": security_group_rules,
