@@ -70,7 +70,9 @@ def galera_grastate(text: str) -> dict[str, Any]:
         seqno = int(values.get("seqno", "-1"))
         safe = int(values.get("safe_to_bootstrap", "0")) == 1
     except ValueError as error:
-        raise AnsibleFilterError(f"galera_grastate: grastate.dat is not readable ({error}); inspect it by hand") from error
+        raise AnsibleFilterError(
+            f"galera_grastate: grastate.dat is not readable ({error}); inspect it by hand"
+        ) from error
     uuid = values.get("uuid", _NO_UUID)
     return {"uuid": "" if uuid == _NO_UUID else uuid, "seqno": seqno, "safe_to_bootstrap": safe}
 
@@ -107,18 +109,33 @@ def galera_plan(
         return {
             "action": "fail",
             "host": None,
-            "reason": f"the nodes hold state of different clusters ({', '.join(sorted(uuids))}); remove the stray node's grastate.dat",
+            "reason": (
+                f"the nodes hold state of different clusters ({', '.join(sorted(uuids))}); "
+                "remove the stray node's grastate.dat"
+            ),
         }
     safe = [s["host"] for s in states if s.get("safe_to_bootstrap")]
     if safe:
-        return {"action": "bootstrap", "host": _preferred(safe, preference), "reason": "it left the cluster last (safe_to_bootstrap)"}
+        return {
+            "action": "bootstrap",
+            "host": _preferred(safe, preference),
+            "reason": "it left the cluster last (safe_to_bootstrap)",
+        }
     if not recovered or any(host not in recovered for host in hosts):
-        return {"action": "recover", "host": None, "reason": "no node is safe to bootstrap: recover every node's position"}
+        return {
+            "action": "recover",
+            "host": None,
+            "reason": "no node is safe to bootstrap: recover every node's position",
+        }
     best = max(int(recovered[host]) for host in hosts)
     if best < 0:
         return {"action": "fail", "host": None, "reason": "no node could recover its position; inspect the error logs"}
     candidates = [host for host in hosts if int(recovered[host]) == best]
-    return {"action": "bootstrap", "host": _preferred(candidates, preference), "reason": f"it holds the highest recovered seqno ({best})"}
+    return {
+        "action": "bootstrap",
+        "host": _preferred(candidates, preference),
+        "reason": f"it holds the highest recovered seqno ({best})",
+    }
 
 
 def galera_recovered_seqno(text: str) -> int:

@@ -42,7 +42,8 @@ options:
 EXAMPLES = r"""
 - name: Write the schema for a MariaDB server
   ansible.builtin.copy:
-    content: "{{ (lookup('ansible.builtin.file', 'sakila-schema.sql') | cloudpatterns.mysql.sakila_sql('mariadb')).schema }}"
+    content: >-
+      {{ (lookup('ansible.builtin.file', 'sakila-schema.sql') | cloudpatterns.mysql.sakila_sql('mariadb')).schema }}
     dest: /var/lib/cloudpatterns/sakila/schema.sql
     mode: "0600"
 """

@@ -147,15 +147,17 @@ def topology_links(links: Any, nodes: Sequence[Mapping[str, Any]], project: str)
             _fail(f"link {label} appears twice; merge its ports into one entry")
         seen.add((source, target))
         name = f"{source}-{target}"
-        checked.append({
-            "from": source,
-            "to": target,
-            "ports": _ports(link, label),
-            "name": name,
-            # The internet reaches the gatekeeper through a published port, not a network of its own.
-            "network": None if source == INTERNET else f"{project}-{name}",
-            "tiers": sorted({source, target}) if source != INTERNET else [target],
-        })
+        checked.append(
+            {
+                "from": source,
+                "to": target,
+                "ports": _ports(link, label),
+                "name": name,
+                # The internet reaches the gatekeeper through a published port, not a network of its own.
+                "network": None if source == INTERNET else f"{project}-{name}",
+                "tiers": sorted({source, target}) if source != INTERNET else [target],
+            }
+        )
     return checked
 
 
@@ -183,7 +185,9 @@ def link_ports(links: Sequence[Mapping[str, Any]], source: str, target: str) -> 
     for link in links:
         if link.get("from") == source and link.get("to") == target:
             return _ports(link, f"{source}->{target}")
-    _fail(f"no link from {source!r} to {target!r} in topology_links; add {{from: {source}, to: {target}, ports: [...]}}")
+    _fail(
+        f"no link from {source!r} to {target!r} in topology_links; add {{from: {source}, to: {target}, ports: [...]}}"
+    )
     return []
 
 

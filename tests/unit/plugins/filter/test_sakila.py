@@ -90,7 +90,9 @@ def test_ndb_local_script_is_idempotent_and_keeps_delimiters(sakila: dict[str, s
 
 
 def test_split_statements_honours_delimiters() -> None:
-    script = "SET a=1;\n-- a comment\nDELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; END//\nDELIMITER ;\nSELECT 2;\n"
+    script = (
+        "SET a=1;\n-- a comment\nDELIMITER //\nCREATE PROCEDURE p() BEGIN SELECT 1; END//\nDELIMITER ;\nSELECT 2;\n"
+    )
     statements = split_statements(script)
     assert [(s.text.splitlines()[-1], s.delimiter) for s in statements] == [
         ("SET a=1", ";"),
