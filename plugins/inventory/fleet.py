@@ -14,7 +14,7 @@ description:
   - "Docker: containers labelled C(cloudpatterns.project=<project>); the labels C(cloudpatterns.node)
     (inventory hostname), C(cloudpatterns.roles) (comma-separated roles) and C(cloudpatterns.tier) describe
     each host. Networks labelled C(cloudpatterns.project) and C(cloudpatterns.tiers) (the two tiers of a link)
-    give each host's address per peer tier. Hosts are reached with the C(community.docker.docker) connection."
+    give each host's address per peer tier. Hosts are reached with the C(community.docker.docker_api) connection."
   - "AWS: instances in state C(running) tagged C(Project=<project>), in the listed O(regions) only; the tags
     C(Node), C(Role) (comma-separated roles) and C(Tier) describe each host. Hosts are reached over SSH."
   - Every role of O(known_roles) is a group, even when empty, and every tier is a group C(tier_<tier>). A host
@@ -64,8 +64,8 @@ options:
     default: [mysql_standalone, cluster_manager, cluster_worker, sql_node, sql_proxy, trusted_host, gatekeeper, bench]
   docker_host:
     description:
-      - The Docker engine's address (docker backend). The C(community.docker.docker) connection of every host
-        is pointed at it too.
+      - The Docker engine's address (docker backend). The C(community.docker.docker_api) connection of every
+        host is pointed at it too.
     type: str
     default: unix:///var/run/docker.sock
     env:

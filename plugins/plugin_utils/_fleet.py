@@ -154,10 +154,11 @@ def docker_host(
         tier=tier,
         origin=origin,
         hostvars={
-            "ansible_connection": "community.docker.docker",
+            # The Docker API connection: several times faster than the docker CLI one (no process per task).
+            "ansible_connection": "community.docker.docker_api",
             "ansible_host": name,
             # The connection must talk to the engine the inventory found the container on.
-            "ansible_docker_extra_args": f"--host={docker_host_url}",
+            "ansible_docker_docker_host": docker_host_url,
             "ansible_python_interpreter": DOCKER_PYTHON,
             **_fleet_vars(node, roles, tier, private, addresses, None),
         },

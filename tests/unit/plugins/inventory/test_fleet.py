@@ -249,9 +249,9 @@ def test_docker_connection_variables() -> None:
     worker = lab_fleet()["worker1"]
     assert worker.roles == ("cluster_worker", "sql_node")
     assert worker.hostvars == {
-        "ansible_connection": "community.docker.docker",
+        "ansible_connection": "community.docker.docker_api",
         "ansible_host": "p-worker1",
-        "ansible_docker_extra_args": f"--host={DOCKER_HOST}",
+        "ansible_docker_docker_host": DOCKER_HOST,
         "ansible_python_interpreter": "/usr/bin/python3",
         "fleet_node": "worker1",
         "fleet_roles": ["cluster_worker", "sql_node"],
@@ -663,7 +663,7 @@ def test_docker_backend_addresses_and_connection(
     }
     assert manager_vars["fleet_private_address"] == ip(manager, cluster_net)
     assert manager_vars["fleet_roles"] == ["cluster_manager", "sql_node"]
-    assert manager_vars["ansible_connection"] == "community.docker.docker"
+    assert manager_vars["ansible_connection"] == "community.docker.docker_api"
     assert manager_vars["ansible_host"] == f"{lab.project}-manager"
     assert manager_vars["ansible_python_interpreter"] == "/usr/bin/python3"
     proxy_vars = hostvars(inventory, "proxy")
