@@ -464,8 +464,9 @@ def metrics_of(lab: Lab, service: str) -> dict[str, float]:
 
 
 _POLL = r"""
-import json, sys, time, urllib.request, urllib.error
+import json, os, sys, time, urllib.request, urllib.error
 url, seconds, interval = sys.argv[1], float(sys.argv[2]), float(sys.argv[3])
+print(json.dumps({"pid": os.getpid()}), flush=True)
 end = time.time() + seconds
 while time.time() < end:
     started = time.time()
@@ -484,12 +485,15 @@ while time.time() < end:
 class Poller:
     """GET a service's /healthz every `interval` seconds, for at most `seconds`, from inside its container, in the
     background. Each answer is a sample with the wall-clock time (the containers share the host's clock), read
-    as it arrives; `stop()` ends the poller early (the poller dies on its next write to the closed pipe)."""
+    as it arrives; `stop()` ends the poller early (killing `docker exec` would leave it running in the container,
+    so it is killed there by its PID)."""
 
     def __init__(self, node: Node, service: str, seconds: float, interval: float = 0.25) -> None:
         host, port = service_listen(node, service)
         host = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.node = node
         self.seconds = seconds
+        self.pid: int | None = None
         self.lines: list[dict[str, Any]] = []
         self.process = subprocess.Popen(
             ["docker", "exec", node.container, "python3", "-c", _POLL, f"http://{host}:{port}/healthz",
@@ -503,6 +507,9 @@ class Poller:
         assert self.process.stdout is not None
         for line in self.process.stdout:
             sample = json.loads(line)
+            if "pid" in sample:
+                self.pid = sample["pid"]
+                continue
             try:
                 sample["body"] = json.loads(sample["body"])
             except ValueError:
@@ -521,8 +528,13 @@ class Poller:
 
     def stop(self) -> list[dict[str, Any]]:
         if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+            if self.pid:
+                self.node.sh(f"kill {self.pid}", check=False)
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
         self.reader.join(10)
         return self.samples()
 
