@@ -613,7 +613,14 @@ def _environment_section(environment: Mapping[str, Any]) -> list[str]:
         rows.append([f"{name} server", f"{variables.get('version', '-')} ({variables.get('version_comment', '-')})"])
     controller = environment.get("controller") or {}
     if controller:
-        rows.append(["controller", f"{controller.get('vcpus', '-')} vCPU, {_num(controller.get('memtotal_mb'))} MB"])
+        load = controller.get("loadavg") or {}
+        rows.append(
+            [
+                "controller",
+                f"{controller.get('vcpus', '-')} vCPU, {_num(controller.get('memtotal_mb'))} MB"
+                + (f", load average {_num(load.get('5m'))} (5 min) at the start" if load else ""),
+            ]
+        )
     lines += _table(["", ""], rows)
     nodes = environment.get("nodes") or []
     if nodes:

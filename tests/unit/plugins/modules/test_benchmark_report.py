@@ -114,7 +114,7 @@ ENVIRONMENT = {
         "standalone": {"version": "10.11.19-MariaDB-0+deb12u1", "transaction_isolation": "REPEATABLE-READ"},
         "cluster": {"version": "10.11.19-MariaDB-0+deb12u1", "tx_isolation": "REPEATABLE-READ", "wsrep_sync_wait": "1"},
     },
-    "controller": {"vcpus": 2, "memtotal_mb": 24105},
+    "controller": {"vcpus": 2, "memtotal_mb": 24105, "loadavg": {"1m": 9.1, "5m": 8.46, "15m": 7.0}},
     "nodes": [
         {
             "name": "standalone",
@@ -296,6 +296,7 @@ def test_the_markdown_puts_standalone_and_cluster_side_by_side(results: list[dic
     for isolation in ("REPEATABLE READ", "first committer wins", "READ COMMITTED only", "wsrep_sync_wait is 1"):
         assert isolation in text
     assert "2 CPU(s)" in text
+    assert "| controller | 2 vCPU, 24,105 MB, load average 8.46 (5 min) at the start |" in text
     for chart in CHARTS:
         assert f"]({chart})" in text
     assert "all checks passed" in text
