@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,11 @@ from conftest import LAB_VARS, ROOT, Lab
 
 # The lab's inventory (its group_vars link to inventory/group_vars); another lab's with CLOUDPATTERNS_LAB_INVENTORY.
 INVENTORY = Path(os.environ.get("CLOUDPATTERNS_LAB_INVENTORY", ROOT / "molecule/lab/inventory/fleet.yml"))
+# The ansible-playbook of the Python running the tests (its virtualenv), else the one on the PATH.
+ANSIBLE_PLAYBOOK = next(
+    (str(path) for path in [Path(sys.executable).parent / "ansible-playbook"] if path.exists()),
+    shutil.which("ansible-playbook") or "ansible-playbook",
+)
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CHARTS = {"oltp_throughput.png", "oltp_latency.png", "oltp_timeline.png", "http_throughput.png", "http_latency.png"}
 OLTP_TARGETS = ["standalone", "cluster_one", "cluster_all"]
@@ -27,7 +34,7 @@ WORKLOADS = ["pk", "mix"]
 
 def run_playbook(*extra: str, inventory: Path = INVENTORY, timeout: float = 1800) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["ansible-playbook", "-i", str(inventory), str(ROOT / "playbooks/benchmark.yml"), "-e", f"@{LAB_VARS}", *extra],
+        [ANSIBLE_PLAYBOOK, "-i", str(inventory), str(ROOT / "playbooks/benchmark.yml"), "-e", f"@{LAB_VARS}", *extra],
         cwd=ROOT,
         capture_output=True,
         text=True,
