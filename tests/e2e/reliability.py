@@ -109,6 +109,7 @@ class Answer:
     elapsed: float
     body: Any = None  # the parsed JSON document, None when the body is not JSON
     rate_limited_retries: int = 0
+    sent: float = 0.0  # wall-clock time the request left (after pacing)
 
     @property
     def error_code(self) -> str | None:
@@ -152,6 +153,7 @@ class GatekeeperClient:
     def _once(self, method: str, path: str, data: bytes | None, headers: dict[str, str]) -> Answer:
         self._pace()
         for attempt in (1, 2):
+            sent = time.time()
             started = time.perf_counter()
             try:
                 conn = self._connection()
@@ -167,7 +169,7 @@ class GatekeeperClient:
             if response.getheader("Connection", "").lower() == "close":
                 self.close()
             self.sent += 1
-            answer = Answer(response.status, raw, {k.lower(): v for k, v in response.getheaders()}, elapsed)
+            answer = Answer(response.status, raw, {k.lower(): v for k, v in response.getheaders()}, elapsed, sent=sent)
             try:
                 answer.body = json.loads(raw)
             except ValueError:

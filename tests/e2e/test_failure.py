@@ -79,8 +79,9 @@ class Steady:
         for thread in self.threads:
             thread.join(60)
 
-    def _record(self, kind: str, route: str, answer: Any, sent: float, **extra: Any) -> dict[str, Any]:
+    def _record(self, kind: str, route: str, answer: Any, **extra: Any) -> dict[str, Any]:
         body = answer.body if isinstance(answer.body, dict) else {}
+        sent = answer.sent
         message = body.get("error", {}).get("message") if answer.status != 200 else None
         event = {"t": sent, "kind": kind, "route": route, "status": answer.status, "code": answer.error_code,
                  "message": message, "node": body.get("node"), "elapsed": answer.elapsed, **extra}
@@ -94,10 +95,9 @@ class Steady:
         while not self.stopping.is_set():
             route = ROUTES[number % len(ROUTES)]
             number += 1
-            sent = time.time()
             answer = client.query(route, sql, params)
             correct = answer.status != 200 or answer.body.get("rows") == rows
-            self._record("read", route, answer, sent, correct=correct)
+            self._record("read", route, answer, correct=correct)
         client.close()
 
     def _writes(self) -> None:
@@ -106,10 +106,9 @@ class Steady:
         while not self.stopping.is_set():
             number += 1
             last_name = f"{self.marker}-{number:05d}"
-            sent = time.time()
             answer = client.query("direct", INSERT, ["RELIABILITY", last_name])
             inserted = answer.body.get("last_insert_id") if answer.status == 200 else None
-            self._record("write", "direct", answer, sent, last_name=last_name, actor_id=inserted)
+            self._record("write", "direct", answer, last_name=last_name, actor_id=inserted)
         client.close()
 
 

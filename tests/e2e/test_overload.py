@@ -1,9 +1,9 @@
 """Overload (issue 7, part 3): a bounded load above the per-key rate limit through the gatekeeper of the lab.
 
-An aiohttp client in this process sends primary-key SELECTs with the `bench` key from CONCURRENCY connections for
-LOAD_SECONDS (at most MAX_REQUESTS), only to the gatekeeper's published port on 127.0.0.1. Meanwhile the
-gatekeeper's /healthz is polled from here, the trusted host's and the proxy's from inside their containers, and
-the `default` key sends a few queries to show that one key's flood does not starve another.
+An aiohttp client in this process sends primary-key SELECTs with the `default` key from CONCURRENCY connections at
+OFFERED_RATE for LOAD_SECONDS (at most MAX_REQUESTS), only to the gatekeeper's published port on 127.0.0.1.
+Meanwhile the gatekeeper's /healthz is polled from here, the trusted host's and the proxy's from inside their
+containers, and the `bench` key sends a few queries to show that one key's flood does not starve another.
 
 It proves: the limiter answers 429 with Retry-After at once instead of queueing (429s stay fast while accepted
 requests wait for the chain; the accepted count stays within burst + rate x time); no 500 or 502 and no 5xx
@@ -36,6 +36,7 @@ from reliability import (
 
 LOAD_SECONDS = 8.0
 CONCURRENCY = 16
+OFFERED_RATE = 300.0  # requests per second, six times the key's limit, paced so the load lasts LOAD_SECONDS
 MAX_REQUESTS = 3000
 # The key users get. (`bench` may carry a per-key override that lifts its limit for the benchmark; it is the other
 # key here, whose queries must keep succeeding.)
@@ -60,8 +61,11 @@ async def flood(url: str, key: str, other_key: str) -> dict[str, Any]:
     end = start + LOAD_SECONDS
 
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
-        async def worker() -> None:
+        async def worker(number: int) -> None:
+            next_send = start + number / OFFERED_RATE
             while time.monotonic() < end and len(results) < MAX_REQUESTS:
+                await asyncio.sleep(max(0.0, next_send - time.monotonic()))
+                next_send += CONCURRENCY / OFFERED_RATE
                 sent = time.monotonic()
                 try:
                     async with session.post(f"{url}/random", data=body, headers=headers) as response:
@@ -97,7 +101,7 @@ async def flood(url: str, key: str, other_key: str) -> dict[str, Any]:
                     other.append(response.status)
                 await asyncio.sleep(0.5)
 
-        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)), watch_health(), other_key_queries())
+        await asyncio.gather(*(worker(n) for n in range(CONCURRENCY)), watch_health(), other_key_queries())
     return {"results": results, "health": health, "other": other, "seconds": time.monotonic() - start}
 
 
