@@ -22,7 +22,7 @@
 
 local MARKER = "CPM_WRK_RESULT "
 local NULL = {} -- encodes as JSON null (a nil cannot be stored in a table)
-local DEFAULT_QUERY = "SELECT customer_id, first_name, last_name FROM customer WHERE customer_id = ?"
+local DEFAULT_QUERY = "SELECT customer_id, first_name, last_name FROM customer WHERE customer_id = %s"
 
 -- Setup and done run in their own Lua state; each thread runs in another one.
 local threads = {}

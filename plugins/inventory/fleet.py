@@ -116,12 +116,14 @@ plugin: cloudpatterns.mysql.fleet
 backend: docker
 project: cloudpatterns-mysql
 
+---
 # inventory/aws.yml: EC2 in one region, reached on public addresses with the provisioned key.
 plugin: cloudpatterns.mysql.fleet
 backend: aws
 project: cloudpatterns-mysql
 regions: [eu-west-1]
 
+---
 # AWS through a bastion: private addresses, an own key, and a group per instance type.
 plugin: cloudpatterns.mysql.fleet
 backend: aws
@@ -135,6 +137,7 @@ keyed_groups:
 compose:
   ansible_ssh_common_args: "'-o ProxyJump=ubuntu@bastion.example.com'"
 
+---
 # Cache the listing for five minutes (refresh_inventory always reads the backend again).
 plugin: cloudpatterns.mysql.fleet
 backend: docker

@@ -1,7 +1,7 @@
 """The isolation matrix: from every container, every other container's addresses and ports. Only the edges the
 topology declares connect (topology_links; a port of a link from the internet is open to any tier that can
-route to it, as 0.0.0.0/0 is on AWS), and every declared edge connects on the network of its link. The same matrix is asserted on the AWS security groups in
-tests/integration/aws.
+route to it, as 0.0.0.0/0 is on AWS), and every declared edge connects on the network of its link. The same
+matrix is asserted on the AWS security groups in tests/integration/aws.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def test_the_gatekeeper_cannot_reach_the_proxy_or_the_databases(lab: Lab) -> Non
     for source, cases in [(gatekeeper, probes), (trusted, [(node, 3306) for node in sql_nodes])]:
         targets = [[address, port] for node, port in cases for address in node.addresses.values()]
         results = json.loads(source.sh(f"python3 -c '{PROBE}' '{json.dumps(targets)}'").stdout)
-        assert not any(results), f"{source.name} reaches {[t for t, r in zip(targets, results) if r]}"
+        assert not any(results), f"{source.name} reaches {[t for t, r in zip(targets, results, strict=True) if r]}"
     # ...while the allowed hop right behind each does connect.
     for source, node, port in [(gatekeeper, trusted, 8000), (trusted, proxy, 9000), (proxy, sql_nodes[0], 3306)]:
         targets = [[address, port] for address in node.addresses.values()]

@@ -77,7 +77,8 @@ def test_reads_keep_succeeding_with_one_sql_node_stopped(lab: Lab) -> None:
         failures = []
         for attempt in range(60):
             route = ROUTES[attempt % 3]
-            status, answer, _ = lab.post(route, {"query": "SELECT last_name FROM customer WHERE customer_id = %s", "params": [1]})
+            body = {"query": "SELECT last_name FROM customer WHERE customer_id = %s", "params": [1]}
+            status, answer, _ = lab.post(route, body)
             if status != 200 or answer["rows"] != [["SMITH"]]:
                 failures.append((route, status, answer))
         assert failures == []
