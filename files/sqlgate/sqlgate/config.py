@@ -218,6 +218,7 @@ class PoolConfig:
 class HealthConfig:
     probe_interval: float
     probe_timeout: float
+    probe_query: str
     failure_threshold: int
     ewma_alpha: float
     hysteresis: float  # seconds
@@ -407,6 +408,7 @@ def _proxy(root: _Section) -> ProxyConfig:
     health = HealthConfig(
         probe_interval=health_section.number('probe_interval', 1.0),
         probe_timeout=health_section.number('probe_timeout', 1.0),
+        probe_query=health_section.string('probe_query', 'SELECT 1'),
         failure_threshold=health_section.integer('failure_threshold', 3),
         ewma_alpha=health_section.number('ewma_alpha', 0.3),
         hysteresis=health_section.number('hysteresis_ms', 0.5, exclusive=False) / 1000.0,

@@ -25,8 +25,9 @@ from .convert import JsonValue, convert_rows
 # Server errors after which the session is gone (shutdown, killed, packet too large, ...).
 _SESSION_FATAL = frozenset({1040, 1053, 1077, 1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161,
                             1184, 1927, 4031})
-# Errors that say the credentials or the database are wrong: the node cannot serve us.
-_NODE_REFUSED = frozenset({1044, 1045, 1049, 1129, 1130, 1203, 1226})
+# Errors that say the credentials or the database are wrong, or that the node refuses queries (1047: a
+# Galera node that is not synced, has lost quorum, or is in maintenance): the node cannot serve us.
+_NODE_REFUSED = frozenset({1044, 1045, 1047, 1049, 1129, 1130, 1203, 1226})
 _STATEMENT_TIMEOUT = frozenset({1969, 3024})
 _DENIED = frozenset({1142, 1143, 1227, 1370})
 _MODES_REMOVED = frozenset({'ANSI', 'ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES'})
@@ -201,10 +202,11 @@ def _abandon(cursor: pymysql.cursors.SSCursor, conn: pymysql.connections.Connect
     close_quietly(conn)
 
 
-def probe(conn: pymysql.connections.Connection) -> float:
-    """Seconds for a ``SELECT 1`` round trip."""
+def probe(conn: pymysql.connections.Connection, query: str = 'SELECT 1') -> float:
+    """Seconds for a round trip of the probe query (it should read a table: a Galera node that is not ready
+    still answers ``SELECT 1``, and an NDB SQL node cut off from its data nodes too)."""
     started = time.perf_counter()
     with conn.cursor() as cursor:
-        cursor.execute('SELECT 1')
+        cursor.execute(query)
         cursor.fetchall()
     return time.perf_counter() - started

@@ -134,7 +134,7 @@ class Proxy:
         if node.probe_conn is None:
             node.probe_conn = connect(node.config, self.config.database, timeout=self.config.health.probe_timeout)
         try:
-            return probe(node.probe_conn)
+            return probe(node.probe_conn, self.config.health.probe_query)
         except Exception:
             close_quietly(node.probe_conn)
             node.probe_conn = None
@@ -190,7 +190,7 @@ class Proxy:
             name = self.choose(route, kind, tried)
             if name is None:
                 self.unavailable.inc(kind)
-                what = 'the manager is' if kind == 'write' else 'no node is'
+                what = 'the manager is not' if kind == 'write' else 'no node is'
                 raise ApiError(503, 'no_healthy_node', f'{what} available to serve this {kind}; retry later',
                                headers={'Retry-After': '1'})
             node = self.nodes[name]

@@ -58,6 +58,10 @@ def test_minimal_configs_get_the_defaults(files):
     assert px.server.port == 9000 and px.nodes[1].port == 3307 and px.nodes[0].port == 3306
     assert px.database.password == b'db password with spaces'
     assert px.health.hysteresis == pytest.approx(0.0005)
+    assert px.health.probe_query == 'SELECT 1'
+    custom = proxy(files)
+    custom['health'] = {'probe_query': 'SELECT 1 FROM sakila.language LIMIT 1'}
+    assert parse_config('proxy', custom).health.probe_query == 'SELECT 1 FROM sakila.language LIMIT 1'
 
 
 def test_secrets_never_appear_in_repr(files):
@@ -108,6 +112,7 @@ def test_policy_and_rate_limits_are_configurable(files):
     ('proxy', lambda d: d.update(pool={'size': 0}), "'pool.size'"),
     ('proxy', lambda d: d.update(health={'ewma_alpha': 1.5}), "'health.ewma_alpha'"),
     ('proxy', lambda d: d.update(health={'failure_threshold': 0}), "'health.failure_threshold'"),
+    ('proxy', lambda d: d.update(health={'probe_query': 42}), "'health.probe_query'"),
 ])
 def test_errors_name_the_key(files, service, change, message):
     data = {'gatekeeper': gatekeeper, 'trusted': trusted, 'proxy': proxy}[service](files)

@@ -36,6 +36,7 @@ def test_quote_changing_modes_are_removed():
     (pymysql.err.OperationalError(2006, 'MySQL server has gone away'), False),
     (pymysql.err.OperationalError(1045, 'Access denied for user'), False),
     (pymysql.err.OperationalError(1053, 'Server shutdown in progress'), False),
+    (pymysql.err.OperationalError(1047, 'WSREP has not yet prepared node for application use'), False),
     (pymysql.err.InternalError(1927, 'Connection was killed'), False),
     (pymysql.err.InterfaceError(0, ''), False),
     (ConnectionResetError('reset'), False),
