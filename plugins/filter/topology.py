@@ -22,10 +22,10 @@ description:
   - C(link_ports) returns the ports of the link between two tiers.
   - C(published_ports) returns the Docker port publications of a tier's link from the internet.
   - C(reach_from) returns the address at which a host is reached from a given tier.
-  - C(addresses) returns C([{name, host}]) for a list of hosts: their inventory names and the addresses a
-    tier reaches them at.
+  - C(addresses) returns C([{name, host}]) for a list of hosts, with their inventory names and the addresses
+    a tier reaches them at.
   - C(security_group_rules) returns the inbound rules of one tier's AWS security group, in the form of
-    M(amazon.aws.ec2_security_group)'s O(rules) option: one rule per link into the tier (from the source
+    M(amazon.aws.ec2_security_group)'s O(rules) option, one rule per link into the tier (from the source
     tier's group, or from the public CIDRs for the C(internet) link) and SSH from the operator's CIDRs.
   - C(invalid_cidrs) returns the entries of a list that are not IPv4 or IPv6 networks in CIDR notation
     (an address with its prefix length and no host bits, such as C(203.0.113.7/32)).
