@@ -9,6 +9,7 @@ followed by a space in a plain description line is enough); this makes it a fail
 from __future__ import annotations
 
 import ast
+import importlib
 from pathlib import Path
 
 import pytest
@@ -52,3 +53,33 @@ def test_doc_block_is_yaml(path, name, text):
     if name == "DOCUMENTATION":
         (doc,) = documents
         assert doc.get("short_description"), f"{path}: DOCUMENTATION has no short_description"
+
+
+MODULES = ("benchmark_report", "sysbench", "wrk")
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_documentation_matches_its_argument_spec(name):
+    module = importlib.import_module(f"ansible_collections.cloudpatterns.mysql.plugins.modules.{name}")
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    spec = module.ARGUMENT_SPEC
+    assert set(options) == set(spec)
+    for option, documented in options.items():
+        assert documented["type"] == spec[option]["type"], option
+        for key in ("default", "choices", "elements", "aliases"):
+            assert documented.get(key) == spec[option].get(key), f"{option}: {key}"
+        assert documented.get("required", False) == spec[option].get("required", False), option
+        if "password" in option or option.endswith("api_key"):
+            assert spec[option].get("no_log") is True, f"{option} must be no_log"
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_module_examples_use_documented_options_only(name):
+    module = importlib.import_module(f"ansible_collections.cloudpatterns.mysql.plugins.modules.{name}")
+    options = yaml.safe_load(module.DOCUMENTATION)["options"]
+    known = set(options) | {alias for option in options.values() for alias in option.get("aliases", [])}
+    fqcn = f"cloudpatterns.mysql.{name}"
+    tasks = [task for task in yaml.safe_load(module.EXAMPLES) if fqcn in task]
+    assert tasks
+    for task in tasks:
+        assert set(task[fqcn]) <= known

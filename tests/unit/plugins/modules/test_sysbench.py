@@ -30,29 +30,6 @@ def assert_no_password(value: Any) -> None:
 # --------------------------------------------------------------------------------------------------
 
 
-def test_documentation_matches_the_argument_spec() -> None:
-    options = yaml.safe_load(sysbench.DOCUMENTATION)["options"]
-    spec = sysbench.ARGUMENT_SPEC
-    assert set(options) == set(spec)
-    for name, documented in options.items():
-        assert documented["type"] == spec[name]["type"], name
-        assert documented.get("default") == spec[name].get("default"), name
-        assert documented.get("choices") == spec[name].get("choices"), name
-        assert documented.get("elements") == spec[name].get("elements"), name
-        assert documented.get("aliases") == spec[name].get("aliases"), name
-        assert documented.get("required", False) == spec[name].get("required", False), name
-    assert spec["mysql_password"]["no_log"] is True
-
-
-def test_examples_use_documented_options_only() -> None:
-    options = yaml.safe_load(sysbench.DOCUMENTATION)["options"]
-    known = set(options) | {alias for option in options.values() for alias in option.get("aliases", [])}
-    tasks = [task for task in yaml.safe_load(sysbench.EXAMPLES) if "cloudpatterns.mysql.sysbench" in task]
-    assert tasks
-    for task in tasks:
-        assert set(task["cloudpatterns.mysql.sysbench"]) <= known
-
-
 def test_return_documents_every_figure_of_a_run(run_module: Any) -> None:
     documented = set(yaml.safe_load(sysbench.RETURN))
     result, _ = run_module(sysbench.main, CONNECTION, [output("run_warmup_histogram.txt")])

@@ -24,26 +24,6 @@ def args(**overrides: Any) -> dict[str, Any]:
     return {"url": "http://127.0.0.1:18081/direct", "script": str(SCRIPT), **overrides}
 
 
-def test_documentation_matches_the_argument_spec() -> None:
-    options = yaml.safe_load(wrk.DOCUMENTATION)["options"]
-    spec = wrk.ARGUMENT_SPEC
-    assert set(options) == set(spec)
-    for name, documented in options.items():
-        assert documented["type"] == spec[name]["type"], name
-        assert documented.get("default") == spec[name].get("default"), name
-        assert documented.get("elements") == spec[name].get("elements"), name
-        assert documented.get("required", False) == spec[name].get("required", False), name
-    assert spec["api_key"]["no_log"] is True
-
-
-def test_examples_use_documented_options_only() -> None:
-    options = set(yaml.safe_load(wrk.DOCUMENTATION)["options"])
-    tasks = [task for task in yaml.safe_load(wrk.EXAMPLES) if "cloudpatterns.mysql.wrk" in task]
-    assert tasks
-    for task in tasks:
-        assert set(task["cloudpatterns.mysql.wrk"]) <= options
-
-
 def test_return_documents_every_figure(run_module: Any) -> None:
     documented = set(yaml.safe_load(wrk.RETURN))
     result, _ = run_module(wrk.main, args(), [output("status_mixed_400.txt")])
