@@ -147,6 +147,9 @@ def test_nothing_deployed_stops_with_a_clear_message(tmp_path: Path) -> None:
     (tmp_path / "group_vars").symlink_to(ROOT / "inventory/group_vars")
     result = run_playbook("-e", "topology_project=cpm-e2e-nothing", inventory=inventory, timeout=300)
     assert result.returncode != 0
-    assert "no standalone server is deployed" in result.stdout
-    assert "Nothing to measure" in result.stdout
-    assert "Provision" not in result.stdout.split("Nothing to measure")[1]
+    # Where the failed task's message goes (stdout or stderr) and how it is wrapped depends on the callback
+    # settings the caller's environment selects (molecule's differ from ansible.cfg's).
+    output = " ".join((result.stdout + result.stderr).split())
+    assert "no standalone server is deployed" in output
+    assert "Nothing to measure: deploy the standalone server" in output
+    assert result.stdout.count("PLAY [") == 1, "nothing may run after the preflight play"
