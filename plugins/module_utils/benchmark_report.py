@@ -411,10 +411,7 @@ def _oltp_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
         row("threads", "threads"),
         row("measured time (s)", "measured_time_s"),
         ["**queries performed**", *["" for _ in targets]],
-        row("read", lambda t: t["queries"]["read"]),
-        row("write", lambda t: t["queries"]["write"]),
-        row("other", lambda t: t["queries"]["other"]),
-        row("total", lambda t: t["queries"]["total"]),
+        *[row(kind, lambda t, kind=kind: t["queries"][kind]) for kind in ("read", "write", "other", "total")],
         row("statements per transaction", "statements_per_transaction"),
         row("writes per transaction", "writes_per_transaction"),
         row("**transactions/s**", "transactions_per_sec"),
@@ -422,12 +419,7 @@ def _oltp_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
         row("ignored errors (conflicts, deadlocks)", "ignored_errors"),
         row("reconnects", "reconnects"),
         ["**latency (ms)**", *["" for _ in targets]],
-        row("min", lambda t: t["latency_ms"]["min"]),
-        row("avg", lambda t: t["latency_ms"]["avg"]),
-        row("p50", lambda t: t["latency_ms"]["p50"]),
-        row("p95", lambda t: t["latency_ms"]["p95"]),
-        row("p99", lambda t: t["latency_ms"]["p99"]),
-        row("max", lambda t: t["latency_ms"]["max"]),
+        *[row(stat, lambda t, stat=stat: t["latency_ms"][stat]) for stat in ("min", "avg", "p50", "p95", "p99", "max")],
     ]
     lines = _table(header, rows)
     lines += [
