@@ -22,12 +22,19 @@ from sqlgate_support import (
     Database,
     RelayHub,
     build_chain,
+    create_policy_users,
     close_chain,
     container_sh,
     docker,
     sakila_sql,
     wait_for,
 )
+
+
+def run_as_root(sql: str) -> list[list[str]]:
+    """Rows of ``sql`` run as root through the container's socket (tab-separated, no headers)."""
+    out = docker('exec', '-i', CONTAINER, 'mariadb', '-N', '-B', input_bytes=sql.encode())
+    return [line.split('\t') for line in out.splitlines() if line]
 
 
 @pytest.fixture(scope='session')
@@ -56,7 +63,8 @@ def database() -> Iterator[Database]:
         ).encode())
         address = docker('inspect', '-f', '{{range .NetworkSettings.Networks}}{{.IPAddress}} {{end}}',
                           CONTAINER).split()[0]
-        db = Database(address, 3306, 'sqlgate', password)
+        passwords, scopes = create_policy_users(run_as_root)
+        db = Database(address, 3306, 'sqlgate', password, passwords=passwords, scopes=scopes)
         wait_for(lambda: db.connect().close() is None, 30, 'a connection from the host')
         yield db
     finally:
@@ -81,7 +89,7 @@ def make_chain(tmp_path: Path, database: Database, relay_hub: RelayHub) -> Any:
             relays[f'worker{index}'] = relay_hub.relay((database.host, database.port))
         nodes = [{'name': name, 'host': '127.0.0.1', 'port': relay.port,
                   'role': 'manager' if name == 'manager' else 'worker'} for name, relay in relays.items()]
-        chain = await build_chain(tmp_path / f'chain{len(chains)}', nodes, database.password, relays=relays,
+        chain = await build_chain(tmp_path / f'chain{len(chains)}', nodes, database, relays=relays,
                                   **overrides)
         chains.append(chain)
         return chain

@@ -35,6 +35,12 @@ _PACKAGE_ROOT = str(REPO / 'files' / 'sqlgate')
 if _PACKAGE_ROOT not in sys.path:
     sys.path.insert(0, _PACKAGE_ROOT)
 
+from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import (  # noqa: E402
+    sql_policy_accounts,
+    sql_policy_proxy,
+    sql_policy_scopes,
+    sql_policy_trusted,
+)
 from sqlgate.config import load_config  # noqa: E402
 from sqlgate.gatekeeper import create_gatekeeper_app  # noqa: E402
 from sqlgate.proxy import PROXY, create_proxy_app  # noqa: E402
@@ -58,10 +64,58 @@ class Database:
     user: str
     password: str
     name: str = 'sakila'
+    # The SQL policy's users (scope users and the probe), user to password, created with the policy's grants.
+    passwords: dict[str, str] = field(default_factory=dict)
+    scopes: dict[str, Any] = field(default_factory=dict)
 
     def connect(self, **kwargs: Any) -> pymysql.connections.Connection:
         return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                database=self.name, autocommit=True, **kwargs)
+
+
+# The collection's own policy (inventory/group_vars/all/policy.yml), as the playbook applies it.
+POLICY = {
+    'database': 'sakila',
+    'defaults': {'read': ['base_tables', 'views'], 'write': ['base_tables'],
+                 'hidden_columns': ['staff.password', 'staff.picture'],
+                 'statements': ['SELECT', 'INSERT', 'UPDATE', 'DELETE'], 'allowed_functions': [],
+                 'max_affected_rows': 100, 'max_result_bytes': 4194304, 'max_result_rows': 10000,
+                 'select_limit_cap': 1000, 'statement_timeout': 5, 'sql_safe_updates': False},
+    'scopes': {'default': {}, 'readonly': {'write': [], 'statements': ['SELECT']}},
+}
+PROBE_USER = 'sqlgate_probe'
+_COLUMNS_SQL = (
+    'SELECT LOWER(c.TABLE_NAME), LOWER(c.COLUMN_NAME), t.TABLE_TYPE FROM information_schema.COLUMNS c '
+    'JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME '
+    "WHERE c.TABLE_SCHEMA = 'sakila' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION")
+_CASCADES_SQL = (
+    'SELECT DISTINCT LOWER(k.REFERENCED_TABLE_NAME), LOWER(k.REFERENCED_COLUMN_NAME) '
+    'FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k '
+    'ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME '
+    "AND k.TABLE_NAME = r.TABLE_NAME WHERE r.CONSTRAINT_SCHEMA = 'sakila' AND r.UPDATE_RULE = 'CASCADE'")
+
+
+def grant_statements(user: str, priv: str, password: str) -> list[str]:
+    """SQL for one account from a community.mysql priv string (what the sql_policy role hands mysql_user)."""
+    statements = [f"CREATE USER '{user}'@'%' IDENTIFIED BY '{password}'"]
+    for item in priv.split('/'):
+        target, _, privileges = item.rpartition(':')
+        statements.append(f"GRANT {privileges} ON {target} TO '{user}'@'%'")
+    return statements
+
+
+def create_policy_users(run_sql: Any) -> tuple[dict[str, str], dict[str, Any]]:
+    """Create the policy's accounts through ``run_sql(text) -> rows``; (passwords, resolved scopes)."""
+    columns = [{'table': t, 'column': c, 'type': k} for t, c, k in run_sql(_COLUMNS_SQL)]
+    cascades = [{'table': t, 'column': c} for t, c in run_sql(_CASCADES_SQL)]
+    scopes = sql_policy_scopes(POLICY, columns)
+    passwords = {}
+    statements = []
+    for account in sql_policy_accounts(scopes, columns, cascades, 'sakila', PROBE_USER, 'language'):
+        passwords[account['user']] = secrets.token_hex(16)
+        statements += grant_statements(account['user'], account['priv'], passwords[account['user']])
+    run_sql(';\n'.join(statements) + ';')
+    return passwords, scopes
 
 
 def docker(*args: str, input_bytes: bytes | None = None, timeout: float = 120, check: bool = True) -> str:
@@ -309,24 +363,30 @@ async def start_server(app: web.Application) -> TestServer:
 async def build_chain(
     directory: Path,
     nodes: list[dict[str, Any]],
-    db_password: str,
-    db_user: str = 'sqlgate',
+    database: Database,
     gatekeeper: dict[str, Any] | None = None,
     trusted: dict[str, Any] | None = None,
     proxy: dict[str, Any] | None = None,
     relays: dict[str, Relay] | None = None,
 ) -> Chain:
     directory.mkdir(parents=True, exist_ok=True)
+    for user, password in database.passwords.items():
+        write_secret(directory, f'{user}.password', password)
     tier_secrets = {'trusted': secrets.token_urlsafe(24), 'proxy': secrets.token_urlsafe(24)}
     keys_file = directory / 'api_keys'
     keys_file.write_text(f'# name:sha256\n{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n'
                          f'other:{hashlib.sha256(b"other-key-" + b"o" * 40).hexdigest()}\n')
+    passwords = database.passwords
     proxy_config = deep_merge({
         'host': '127.0.0.1',
         'allowed_clients': ['127.0.0.1/32', '::1/128'],
         'client_secret_file': write_secret(directory, 'proxy_secret', tier_secrets['proxy']),
-        'database': {'user': db_user, 'password_file': write_secret(directory, 'db_password', db_password),
+        'database': {'user': PROBE_USER, 'password_file': write_secret(directory, PROBE_USER, passwords[PROBE_USER]),
                      'statement_timeout': 2, 'read_timeout': 4, 'write_timeout': 4, 'connect_timeout': 2},
+        'scopes': {
+            name: {**scope, 'statement_timeout': 2}
+            for name, scope in sql_policy_proxy(database.scopes, str(directory)).items()
+        },
         'nodes': nodes,
         'pool': {'size': 4, 'acquire_timeout': 0.5},
         'health': {'probe_interval': 0.1, 'probe_timeout': 1, 'failure_threshold': 2},
@@ -339,6 +399,7 @@ async def build_chain(
         'client_secret_file': write_secret(directory, 'trusted_secret', tier_secrets['trusted']),
         'upstream': {'url': str(proxy_server.make_url('')).rstrip('/'),
                      'secret_file': str(directory / 'proxy_secret'), 'timeout': 8},
+        'scopes': sql_policy_trusted(database.scopes, 'sakila', 'mariadb'),
     }, trusted or {})
     trusted_server = await start_server(
         create_trusted_app(load_config('trusted', write_config(directory, 'trusted', trusted_config))))

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, TCPConnector
 
-from sqlgate_support import API_KEY, API_KEY_NAME, REPO, write_config, write_secret
+from sqlgate_support import API_KEY, API_KEY_NAME, PROBE_USER, REPO, sql_policy_proxy, sql_policy_trusted, write_config, write_secret
 
 
 def free_port() -> int:
@@ -39,7 +39,9 @@ class Services:
         self.directory = directory
         self.secrets = {name: secrets.token_urlsafe(24) for name in ('trusted', 'proxy')}
         self.ports = {name: free_port() for name in ('gatekeeper', 'trusted', 'proxy')}
-        self.db_password = database.password
+        self.db_password = database.passwords[PROBE_USER]
+        for user, password in database.passwords.items():
+            write_secret(directory, f'{user}.password', password)
         keys = directory / 'keys'
         keys.write_text(f'{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n')
         local = ['127.0.0.1']
@@ -53,8 +55,9 @@ class Services:
             'proxy': {
                 'host': '127.0.0.1', 'port': self.ports['proxy'], 'allowed_clients': local,
                 'client_secret_file': write_secret(directory, 'proxy_secret', self.secrets['proxy']),
-                'database': {'user': database.user,
-                             'password_file': write_secret(directory, 'db_password', database.password)},
+                'database': {'user': PROBE_USER,
+                             'password_file': write_secret(directory, PROBE_USER, database.passwords[PROBE_USER])},
+                'scopes': sql_policy_proxy(database.scopes, str(directory)),
                 'nodes': [{'name': 'manager', 'host': database.host, 'role': 'manager'},
                           {'name': 'worker1', 'host': database.host, 'role': 'worker'}],
                 'health': {'probe_interval': 0.2}, 'shutdown_timeout': 5,
@@ -64,6 +67,7 @@ class Services:
                 'client_secret_file': write_secret(directory, 'trusted_secret', self.secrets['trusted']),
                 'upstream': {'url': f'http://127.0.0.1:{self.ports["proxy"]}',
                              'secret_file': str(directory / 'proxy_secret')},
+                'scopes': sql_policy_trusted(database.scopes, 'sakila', 'mariadb'),
             },
             'gatekeeper': {
                 'host': '127.0.0.1', 'port': self.ports['gatekeeper'], 'api_keys_file': str(keys), **tls,

@@ -17,10 +17,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .validate import DEFAULT_BLOCKED_FUNCTIONS, DEFAULT_STATEMENTS, SAKILA_TABLES, SAKILA_VIEWS, Policy
+from .validate import DEFAULT_STATEMENTS, SAKILA_TABLES, SAKILA_VIEWS, Policy
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _NODE_NAME = re.compile(r'^[A-Za-z0-9_.-]{1,64}$')
+_SCOPE_NAME = re.compile(r'^[a-z][a-z0-9_]{0,31}$')
+_HIDDEN_COLUMN = re.compile(r'^([A-Za-z0-9_]{1,64})\.([A-Za-z0-9_]{1,64})$')
 _LOG_LEVELS = ('debug', 'info', 'warning', 'error')
 _REQUIRED = object()
 
@@ -82,10 +84,12 @@ class _Section:
             raise ConfigError(f'config key {self.key(name)!r}: expected true or false, got {value!r}')
         return value
 
-    def strings(self, name: str, default: object = _REQUIRED) -> tuple[str, ...]:
+    def strings(self, name: str, default: object = _REQUIRED, allow_empty: bool = False) -> tuple[str, ...]:
         value = self.raw(name, default)
         if not isinstance(value, (list, tuple)) or not all(isinstance(item, str) and item for item in value):
             raise ConfigError(f'config key {self.key(name)!r}: expected a list of non-empty strings')
+        if not value and not allow_empty:
+            raise ConfigError(f'config key {self.key(name)!r}: expected at least one item')
         return tuple(value)
 
     def networks(self, name: str, default: object = _REQUIRED) -> tuple[Network, ...] | None:
@@ -184,7 +188,13 @@ class TrustedConfig:
     server: ServerConfig
     tier_auth: TierAuthConfig
     upstream: UpstreamConfig
-    policy: Policy
+    # The policy of each API-key scope; the gatekeeper names the scope of every request.
+    scopes: Mapping[str, Policy]
+
+    @property
+    def policy(self) -> Policy:
+        """The default scope's policy."""
+        return self.scopes.get('default') or next(iter(self.scopes.values()))
 
 
 @dataclass(frozen=True)
@@ -196,9 +206,29 @@ class NodeConfig:
 
 
 @dataclass(frozen=True)
+class Credentials:
+    user: str
+    password: bytes = field(repr=False)
+
+
+@dataclass(frozen=True)
+class ScopeConfig:
+    """One API-key scope at the proxy: its two database users and what one statement may cost."""
+
+    name: str
+    read: Credentials  # SELECT only
+    write: Credentials | None  # None: the scope never writes
+    max_affected_rows: int
+    max_result_bytes: int
+    max_result_rows: int
+    statement_timeout: float
+    sql_safe_updates: bool = False
+
+
+@dataclass(frozen=True)
 class DatabaseConfig:
     name: str
-    user: str
+    user: str  # the probe's user (it needs SELECT on the probe query's table only)
     password: bytes = field(repr=False)
     charset: str
     connect_timeout: float
@@ -232,7 +262,11 @@ class ProxyConfig:
     nodes: tuple[NodeConfig, ...]
     pool: PoolConfig
     health: HealthConfig
-    max_result_rows: int
+    scopes: Mapping[str, ScopeConfig]
+
+    @property
+    def probe_credentials(self) -> Credentials:
+        return Credentials(self.database.user, self.database.password)
 
 
 ServiceConfig = GatekeeperConfig | TrustedConfig | ProxyConfig
@@ -332,28 +366,65 @@ def _gatekeeper(root: _Section) -> GatekeeperConfig:
     )
 
 
-def _policy(root: _Section) -> Policy:
-    section = root.section('policy')
+def _hidden_columns(section: _Section) -> frozenset[tuple[str, str]]:
+    items = section.strings('hidden_columns', ['staff.password', 'staff.picture'], allow_empty=True)
+    hidden = set()
+    for item in items:
+        match = _HIDDEN_COLUMN.match(item)
+        if match is None:
+            raise ConfigError(f"config key {section.key('hidden_columns')!r}: expected table.column, got {item!r}")
+        hidden.add((match.group(1).lower(), match.group(2).lower()))
+    return frozenset(hidden)
+
+
+def _policy(section: _Section, max_query_length: int) -> Policy:
     statements = section.strings('allowed_statements', sorted(DEFAULT_STATEMENTS))
-    tables = section.strings('allowed_tables', sorted(SAKILA_TABLES | SAKILA_VIEWS))
-    functions = section.strings('blocked_functions', sorted(DEFAULT_BLOCKED_FUNCTIONS))
+    read = section.strings('read_tables', sorted(SAKILA_TABLES | SAKILA_VIEWS), allow_empty=True)
+    write = section.strings('write_tables', sorted(SAKILA_TABLES), allow_empty=True)
+    unknown = sorted({item.upper() for item in statements} - {'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE'})
+    if unknown:
+        raise ConfigError(f"config key {section.key('allowed_statements')!r}: {unknown[0]} cannot be allowed "
+                          '(choose among SELECT, INSERT, UPDATE, DELETE, REPLACE)')
     policy = Policy(
         database=section.string('database', 'sakila'),
         allowed_statements=frozenset(item.upper() for item in statements),
-        allowed_tables=frozenset(item.lower() for item in tables),
-        blocked_functions=frozenset(item.lower() for item in functions),
+        read_tables=frozenset(item.lower() for item in read),
+        write_tables=frozenset(item.lower() for item in write),
+        hidden_columns=_hidden_columns(section),
+        allowed_functions=frozenset(item.lower() for item in section.strings('allowed_functions', [],
+                                                                              allow_empty=True)),
         select_limit_cap=section.integer('select_limit_cap', 1000),
+        max_query_length=min(max_query_length, section.integer('max_query_length', max_query_length)),
+        flavor=section.string('flavor', 'mariadb', choices=('mariadb', 'mysql')),
     )
     section.done()
     return policy
 
 
+def _scope_sections(root: _Section) -> list[tuple[str, _Section]]:
+    """Each scope's section under 'scopes', its name checked; at least one."""
+    scopes = root.section('scopes', required=True)
+    names = list(scopes.data)
+    if not names:
+        raise ConfigError("config key 'scopes': expected at least one scope")
+    found = []
+    for name in names:
+        if not _SCOPE_NAME.match(name):
+            raise ConfigError(f"config key 'scopes.{name}': a scope name is a lower-case letter, then up to 31 "
+                              'lower-case letters, digits or _')
+        found.append((name, scopes.section(name, required=True)))
+    scopes.done()
+    return found
+
+
 def _trusted(root: _Section) -> TrustedConfig:
+    server = _server(root, 'trusted')
     return TrustedConfig(
-        server=_server(root, 'trusted'),
+        server=server,
         tier_auth=_tier_auth(root),
         upstream=_upstream(root, 20.0),
-        policy=_policy(root),
+        scopes=({name: _policy(section, server.max_query_length) for name, section in _scope_sections(root)}
+                if 'scopes' in root.data else {'default': _policy(_Section({}, 'scopes.default'), server.max_query_length)}),
     )
 
 
@@ -386,6 +457,7 @@ def _proxy(root: _Section) -> ProxyConfig:
     server = _server(root, 'proxy')
     tier_auth = _tier_auth(root)
     db = root.section('database', required=True)
+    # database.user and password_file: the probe's user.
     database = DatabaseConfig(
         name=db.string('name', 'sakila'),
         user=db.string('user'),
@@ -423,8 +495,31 @@ def _proxy(root: _Section) -> ProxyConfig:
         nodes=_nodes(root),
         pool=pool,
         health=health,
-        max_result_rows=root.integer('max_result_rows', 10000),
+        scopes=_proxy_scopes(root, database.statement_timeout),
     )
+
+
+def _credentials(section: _Section, access: str, required: bool) -> Credentials | None:
+    if not required and f'{access}_user' not in section.data:
+        return None
+    return Credentials(section.string(f'{access}_user'), section.secret(f'{access}_password_file'))
+
+
+def _proxy_scopes(root: _Section, statement_timeout: float) -> dict[str, ScopeConfig]:
+    scopes = {}
+    for name, section in _scope_sections(root):
+        scopes[name] = ScopeConfig(
+            name=name,
+            read=_credentials(section, 'read', required=True),  # type: ignore[arg-type]
+            write=_credentials(section, 'write', required=False),
+            max_affected_rows=section.integer('max_affected_rows', 100, minimum=0),
+            max_result_bytes=section.integer('max_result_bytes', 4 * 1024 * 1024, minimum=1024),
+            max_result_rows=section.integer('max_result_rows', 10000),
+            statement_timeout=section.number('statement_timeout', statement_timeout),
+            sql_safe_updates=section.boolean('sql_safe_updates', False),
+        )
+        section.done()
+    return scopes
 
 
 _BUILDERS = {'gatekeeper': _gatekeeper, 'trusted': _trusted, 'proxy': _proxy}

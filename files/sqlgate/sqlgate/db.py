@@ -2,35 +2,62 @@
 # SPDX-License-Identifier: Apache-2.0
 """Blocking PyMySQL calls, run in worker threads by the pool; and what each database error means.
 
-Each new connection is set up once: autocommit on, LOCAL INFILE and multi-statements off, the
-server flavour detected (MariaDB: ``max_statement_time`` in seconds; MySQL: ``max_execution_time``
-in milliseconds, which MySQL applies to SELECT only) and the session sql_mode cleared of
-ANSI_QUOTES and NO_BACKSLASH_ESCAPES, so that the server reads quotes exactly as the trusted
-host's validator did.
+Each connection belongs to one database user (a scope's read or write user, or the probe user) and
+is set up once: autocommit on, LOCAL INFILE and multi-statements off, the server flavour detected
+(MariaDB: ``max_statement_time`` in seconds, which covers every statement; MySQL: ``max_execution_time``
+in milliseconds, SELECT only, so writes get a watchdog that issues ``KILL QUERY``), and the session
+sql_mode cleared of every mode that changes how quotes, ``||`` or function names are read, so that
+the server reads the text exactly as the trusted host's validator did. Write connections set
+CLIENT_FOUND_ROWS, so an UPDATE reports the rows it matched, not only those it changed.
+
+Every write runs in a transaction: when it matched more rows than the scope's cap it is rolled back.
+Results are bounded while they stream from the server: by rows, by bytes, and no packet (one row) may
+exceed the byte cap, so a huge row is refused before it is held in memory.
+
+Nothing the server says reaches a client: each error becomes a code and a sentence of our own; the
+server's text goes to the log through ``detail``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import re
 import socket
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import pymysql
 import pymysql.cursors
+from pymysql.constants import CLIENT
 
-from .config import DatabaseConfig, NodeConfig
+from .config import Credentials, DatabaseConfig, NodeConfig
 from .convert import JsonValue, convert_rows
 
 # Server errors after which the session is gone (shutdown, killed, packet too large, ...).
 _SESSION_FATAL = frozenset({1040, 1053, 1077, 1152, 1153, 1154, 1155, 1156, 1157, 1158, 1159, 1160, 1161,
                             1184, 1927, 4031})
-# Errors that say the credentials or the database are wrong, or that the node refuses queries (1047: a
-# Galera node that is not synced, has lost quorum, or is in maintenance): the node cannot serve us.
-_NODE_REFUSED = frozenset({1044, 1045, 1047, 1049, 1129, 1130, 1203, 1226})
-_STATEMENT_TIMEOUT = frozenset({1969, 3024})
-_DENIED = frozenset({1142, 1143, 1227, 1370})
-_MODES_REMOVED = frozenset({'ANSI', 'ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES'})
+# The node refuses queries (1047: a Galera node that is not synced, has lost quorum, or is in maintenance),
+# or the database is missing: the node cannot serve anyone.
+_NODE_REFUSED = frozenset({1047, 1049, 1129, 1130, 1203})
+# Our own credentials were refused: a deployment problem, not the node's health nor the caller's fault.
+_LOGIN_REFUSED = frozenset({1044, 1045, 1698})
+_STATEMENT_TIMEOUT = frozenset({1028, 1317, 1969, 3024})
+# The scope's database user lacks a privilege: the policy, enforced by the server itself.
+_DENIED = frozenset({1142, 1143, 1227, 1370, 1356})
+_MODES_REMOVED = frozenset({
+    'ANSI', 'ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES', 'PIPES_AS_CONCAT', 'IGNORE_SPACE', 'ORACLE', 'MSSQL', 'DB2',
+    'POSTGRESQL', 'MAXDB', 'EMPTY_STRING_IS_NULL', 'SIMULTANEOUS_ASSIGNMENT', 'TIME_ROUND_FRACTIONAL',
+})
+_COM_RESET_CONNECTION = 0x1F
+# Bytes counted per value beside its own length (JSON quotes and separators, at the least).
+_VALUE_OVERHEAD = 4
+_DENIED_TABLE = re.compile(r"for table [`']?([^`'\s]+)[`']?(?:\.[`']?([^`'\s]+)[`']?)?")
+_DENIED_COLUMN = re.compile(r"for column [`']([^`']+)[`'] in table [`']([^`']+)[`']")
+_UNKNOWN_COLUMN = re.compile(r"Unknown column '([A-Za-z0-9_.$]{1,130})'")
+_UNKNOWN_TABLE = re.compile(r"Table '[A-Za-z0-9_$]+\.([A-Za-z0-9_$]{1,64})' doesn't exist")
+_MATCHED = re.compile(rb'(?:Rows matched|Records): *(\d+)')
 
 
 @dataclass(frozen=True)
@@ -43,6 +70,17 @@ class ReadResult:
 class WriteResult:
     affected_rows: int
     last_insert_id: int | None
+    matched_rows: int
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one statement may cost, from the caller's scope."""
+
+    max_rows: int
+    max_bytes: int
+    max_affected_rows: int
+    statement_timeout: float
 
 
 class NodeFailure(Exception):
@@ -55,37 +93,76 @@ class NodeFailure(Exception):
 
 
 class StatementFailure(Exception):
-    """The node answered with an error about this statement; the session may still be usable."""
+    """The node answered with an error about this statement; the session may still be usable.
 
-    def __init__(self, status: int, code: str, message: str, keep_connection: bool = True) -> None:
+    ``message`` is ours and may reach the client; ``detail`` (the server's words) goes to the log only.
+    """
+
+    def __init__(self, status: int, code: str, message: str, keep_connection: bool = True, detail: str = '') -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
         self.keep_connection = keep_connection
+        self.detail = detail
 
 
-def connect(node: NodeConfig, db: DatabaseConfig, timeout: float | None = None) -> pymysql.connections.Connection:
-    """A ready connection; ``timeout`` overrides the socket timeouts (the probe uses its own)."""
+class _PacketTooLarge(pymysql.err.OperationalError):
+    pass
+
+
+class Connection(pymysql.connections.Connection):
+    """A PyMySQL connection that refuses any packet from the server larger than ``max_packet`` bytes.
+
+    One row is one packet: without this, a row of a few hundred megabytes (``SELECT REPEAT('x', ...)``
+    many times) would be read whole into memory before any result cap could look at it.
+    """
+
+    max_packet = 16 * 1024 * 1024
+
+    def _read_bytes(self, num_bytes: int) -> bytes:
+        if num_bytes > self.max_packet:
+            self._force_close()
+            raise _PacketTooLarge(0, f'the server sent a packet of {num_bytes} bytes')
+        return super()._read_bytes(num_bytes)
+
+
+def connect(
+    node: NodeConfig,
+    db: DatabaseConfig,
+    credentials: Credentials,
+    *,
+    timeout: float | None = None,
+    write: bool = False,
+    statement_timeout: float | None = None,
+    max_packet: int | None = None,
+    safe_updates: bool = False,
+) -> Connection:
+    """A ready connection as ``credentials``; ``timeout`` overrides the socket timeouts (the probe's)."""
     try:
-        conn = pymysql.connect(
+        conn = Connection(
             host=node.host,
             port=node.port,
-            user=db.user,
-            password=db.password.decode('utf-8'),
+            user=credentials.user,
+            password=credentials.password.decode('utf-8'),
             database=db.name,
             charset=db.charset,
             autocommit=True,
             local_infile=False,
-            client_flag=0,
+            client_flag=CLIENT.FOUND_ROWS if write else 0,
             connect_timeout=timeout or db.connect_timeout,
             read_timeout=timeout or db.read_timeout,
             write_timeout=timeout or db.write_timeout,
+            defer_connect=True,
         )
+        if max_packet is not None:
+            conn.max_packet = max_packet
+        conn.connect()
     except Exception as exc:  # noqa: BLE001 - classified below
         raise translate(exc, db) from None
     try:
-        _init_session(conn, db.statement_timeout)
+        conn.safe_updates = safe_updates  # type: ignore[attr-defined]
+        init_session(conn, db.statement_timeout if statement_timeout is None else statement_timeout)
     except Exception as exc:  # noqa: BLE001
         close_quietly(conn)
         raise translate(exc, db) from None
@@ -94,7 +171,7 @@ def connect(node: NodeConfig, db: DatabaseConfig, timeout: float | None = None) 
 
 def session_settings(version: str, sql_mode: str, statement_timeout: float) -> tuple[str, str]:
     """The SET clause for the statement timeout of this flavour, and the sql_mode to pin."""
-    if 'mariadb' in version.lower():
+    if is_mariadb(version):
         timeout = f'max_statement_time = {statement_timeout:.3f}'
     else:
         timeout = f'max_execution_time = {max(1, round(statement_timeout * 1000))}'
@@ -102,12 +179,28 @@ def session_settings(version: str, sql_mode: str, statement_timeout: float) -> t
     return timeout, ','.join(modes)
 
 
-def _init_session(conn: pymysql.connections.Connection, statement_timeout: float) -> None:
+def is_mariadb(version: str) -> bool:
+    return 'mariadb' in version.lower()
+
+
+def init_session(conn: Connection, statement_timeout: float) -> None:
     with conn.cursor() as cursor:
-        cursor.execute('SELECT VERSION(), @@SESSION.sql_mode')
+        cursor.execute('SELECT VERSION(), @@GLOBAL.sql_mode')
         version, sql_mode = cursor.fetchone()
         timeout, modes = session_settings(str(version), str(sql_mode or ''), statement_timeout)
-        cursor.execute(f'SET SESSION {timeout}, sql_mode = %s', (modes,))
+        safe = int(getattr(conn, 'safe_updates', False))
+        cursor.execute(f'SET NAMES {conn.charset}, SESSION {timeout}, sql_mode = %s, sql_safe_updates = {safe}',
+                       (modes,))
+    conn.server_flavor = 'mariadb' if is_mariadb(str(version)) else 'mysql'  # type: ignore[attr-defined]
+    conn.statement_timeout = statement_timeout  # type: ignore[attr-defined]
+
+
+def reset(conn: Connection) -> None:
+    """Forget everything the last request left in the session (COM_RESET_CONNECTION: user variables,
+    temporary tables, prepared statements, an open transaction), then set the session up again."""
+    conn._execute_command(_COM_RESET_CONNECTION, b'')
+    conn._read_ok_packet()
+    init_session(conn, conn.statement_timeout)  # type: ignore[attr-defined]
 
 
 def close_quietly(conn: pymysql.connections.Connection | None) -> None:
@@ -120,28 +213,67 @@ def close_quietly(conn: pymysql.connections.Connection | None) -> None:
             conn._force_close()
 
 
+def _denied_message(message: str) -> str:
+    column = _DENIED_COLUMN.search(message)
+    if column:
+        return f'the database refused access to the column {column.group(2)}.{column.group(1)} for this API key'
+    table = _DENIED_TABLE.search(message)
+    if table:
+        name = table.group(2) or table.group(1)
+        return f'the database refused access to the table {name} for this API key'
+    return 'the database refused this statement for this API key'
+
+
+def _sql_error_message(errno: int, message: str) -> str:
+    if errno == 1064:
+        return 'the database could not parse the statement (syntax error)'
+    column = _UNKNOWN_COLUMN.search(message)
+    if errno == 1054 and column:
+        return f'unknown column {column.group(1)}'
+    table = _UNKNOWN_TABLE.search(message)
+    if errno == 1146 and table:
+        return f'unknown table {table.group(1)}'
+    return f'the database could not run the statement (error {errno})'
+
+
 def translate(exc: BaseException, db: DatabaseConfig) -> Exception:
     """NodeFailure or StatementFailure for a database error; other exceptions unchanged."""
     if isinstance(exc, (NodeFailure, StatementFailure)):
         return exc
+    if isinstance(exc, _PacketTooLarge):
+        return StatementFailure(
+            403, 'result_too_large', 'a row of the result is larger than this API key may read',
+            keep_connection=False, detail=str(exc))
     if isinstance(exc, pymysql.err.MySQLError):
         errno = exc.args[0] if exc.args and isinstance(exc.args[0], int) else 0
         message = str(exc.args[1]) if len(exc.args) > 1 else str(exc)
+        detail = f'MySQL error {errno}: {message}'
+        if errno in _LOGIN_REFUSED:
+            return StatementFailure(502, 'database_login_failed', 'the proxy could not log in to the database',
+                                    keep_connection=False, detail=detail)
         if errno == 0 or 2000 <= errno < 3000 or errno in _SESSION_FATAL or errno in _NODE_REFUSED:
-            return NodeFailure(f'MySQL error {errno}: {message}', timeout='timed out' in message)
+            return NodeFailure(detail, timeout='timed out' in message)
         if errno in _STATEMENT_TIMEOUT:
             return StatementFailure(
-                504, 'statement_timeout', f'the statement ran longer than {db.statement_timeout:g} s and was stopped'
-            )
+                422, 'statement_timeout',
+                f'the statement ran longer than {db.statement_timeout:g} s and was stopped; make it cheaper',
+                detail=detail)
+        if errno == 1226:
+            return StatementFailure(429, 'user_limit', 'this API key has reached its database connection limit',
+                                    detail=detail)
         if errno == 1205:
-            return StatementFailure(504, 'lock_wait_timeout', 'the statement waited too long for a row lock')
+            return StatementFailure(504, 'lock_wait_timeout', 'the statement waited too long for a row lock',
+                                    detail=detail)
         if errno == 1213:
-            return StatementFailure(503, 'write_conflict', 'the statement conflicted with another write; retry it')
+            return StatementFailure(503, 'write_conflict', 'the statement conflicted with another write; retry it',
+                                    detail=detail)
         if errno in _DENIED:
-            return StatementFailure(403, 'database_denied', f'the database refused the statement: {message}')
+            return StatementFailure(403, 'database_denied', _denied_message(message), detail=detail)
         if isinstance(exc, pymysql.err.IntegrityError):
-            return StatementFailure(400, 'constraint_violation', f'MySQL error {errno}: {message}')
-        return StatementFailure(400, 'sql_error', f'MySQL error {errno}: {message}')
+            return StatementFailure(400, 'constraint_violation',
+                                    f'the statement violates a constraint of the database (error {errno})',
+                                    detail=detail)
+        return StatementFailure(400, 'sql_error', _sql_error_message(errno, message), detail=detail)
     if isinstance(exc, (socket.timeout, TimeoutError)):
         return NodeFailure(f'timed out: {exc}', timeout=True)
     if isinstance(exc, OSError):
@@ -149,16 +281,52 @@ def translate(exc: BaseException, db: DatabaseConfig) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
-def execute(
-    conn: pymysql.connections.Connection, sql: str, params: tuple[object, ...], max_rows: int, db: DatabaseConfig
-) -> ReadResult | WriteResult:
-    """Run one statement. Values are bound by PyMySQL; without params the text is sent as is."""
-    cursor = conn.cursor(pymysql.cursors.SSCursor)
+def matched_rows(affected: int, info: bytes | str | None) -> int:
+    """Rows a write touched: the server's 'Rows matched: N' (UPDATE with CLIENT_FOUND_ROWS) or 'Records: N'
+    (multi-row INSERT, INSERT ... SELECT, upserts) when it says so, else the affected-row count."""
+    if isinstance(info, str):
+        info = info.encode('utf-8', 'replace')
+    if info:
+        found = _MATCHED.search(info)
+        if found:
+            return int(found.group(1))
+    return max(affected, 0)
+
+
+class _Watchdog:
+    """Stops a statement that outlives its time (MySQL's max_execution_time covers SELECT only)."""
+
+    def __init__(self, kill: Callable[[], object], seconds: float) -> None:
+        self.fired = False
+        self.timer = threading.Timer(seconds, self._fire, (kill,))
+        self.timer.daemon = True
+
+    def _fire(self, kill: Callable[[], object]) -> None:
+        self.fired = True
+        with contextlib.suppress(Exception):
+            kill()
+
+    def __enter__(self) -> _Watchdog:
+        self.timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.timer.cancel()
+
+
+def _mogrify(cursor: pymysql.cursors.Cursor, sql: str, params: tuple[object, ...]) -> str:
     try:
-        text = cursor.mogrify(sql, params) if params else sql
+        return cursor.mogrify(sql, params) if params else sql
     except (TypeError, ValueError, pymysql.err.ProgrammingError) as exc:
         cursor.close()
         raise StatementFailure(400, 'invalid_placeholders', f'the params do not fit the placeholders: {exc}') from None
+
+
+def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits,
+                 db: DatabaseConfig) -> ReadResult:
+    """Run one read, streaming its rows and stopping at the scope's row and byte caps."""
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
+    text = _mogrify(cursor, sql, params)
     try:
         cursor.execute(text)
     except Exception as exc:  # noqa: BLE001
@@ -171,26 +339,95 @@ def execute(
             failure.keep_connection = False
         raise failure from None
     if cursor.description is None:
-        result = WriteResult(cursor.rowcount, cursor.lastrowid or None)
         cursor.close()
-        return result
+        return ReadResult([], [])
     columns = [str(column[0]) for column in cursor.description]
+    rows: list[tuple[object, ...]] = []
+    size = sum(len(name) + _VALUE_OVERHEAD for name in columns)
     try:
-        rows = cursor.fetchmany(max_rows + 1)
+        for row in cursor.fetchall_unbuffered():
+            rows.append(row)
+            if len(rows) > limits.max_rows:
+                raise StatementFailure(
+                    403, 'result_too_large', f'the result has more than {limits.max_rows} rows; add a LIMIT',
+                    keep_connection=False)
+            for value in row:
+                size += _VALUE_OVERHEAD + (len(value) if isinstance(value, (str, bytes, bytearray)) else 8)
+            if size > limits.max_bytes:
+                raise StatementFailure(
+                    403, 'result_too_large',
+                    f'the result is larger than {limits.max_bytes} bytes, the most this API key may read; '
+                    'select fewer rows or columns', keep_connection=False)
+    except StatementFailure:
+        _abandon(cursor, conn)  # reading the rest would cost as much as the rows we refuse
+        raise
     except Exception as exc:  # noqa: BLE001 - an error in the middle of a result: the session is unknown
         _abandon(cursor, conn)
         failure = translate(exc, db)
         if isinstance(failure, StatementFailure):
             failure.keep_connection = False
         raise failure from None
-    if len(rows) > max_rows:
-        # Reading the rest would cost as much as the rows we refuse: drop the connection instead.
-        _abandon(cursor, conn)
-        raise StatementFailure(
-            400, 'result_too_large', f'the result has more than {max_rows} rows; add a LIMIT', keep_connection=False
-        )
     cursor.close()
     return ReadResult(columns, convert_rows(rows))
+
+
+def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits, db: DatabaseConfig,
+                  killer: Callable[[], object] | None = None) -> WriteResult:
+    """Run one write in a transaction; roll it back when it matched more rows than the scope allows.
+
+    ``killer`` stops the statement from another connection; it runs when the statement outlives the
+    scope's time on a server whose own limit does not cover writes (MySQL).
+    """
+    cursor = conn.cursor()
+    text = _mogrify(cursor, sql, params)
+    watchdog = None
+    try:
+        conn.begin()
+        if killer is not None and getattr(conn, 'server_flavor', 'mariadb') == 'mysql':
+            watchdog = _Watchdog(killer, limits.statement_timeout)
+            with watchdog:
+                cursor.execute(text)
+        else:
+            cursor.execute(text)
+        result = conn._result
+        matched = matched_rows(cursor.rowcount, getattr(result, 'message', None))
+        if matched > limits.max_affected_rows:
+            conn.rollback()
+            raise StatementFailure(
+                403, 'too_many_rows',
+                f'the statement would change {matched} rows; this API key may change at most '
+                f'{limits.max_affected_rows} per statement, so nothing was changed')
+        last_insert_id = cursor.lastrowid or None
+        conn.commit()
+    except StatementFailure:
+        cursor.close()
+        raise
+    except Exception as exc:  # noqa: BLE001
+        failure = translate(exc, db)
+        if watchdog is not None and watchdog.fired and isinstance(failure, StatementFailure):
+            failure = translate(pymysql.err.OperationalError(3024, 'killed by the watchdog'), db)
+        _rollback_quietly(conn, failure)
+        raise failure from None
+    cursor.close()
+    return WriteResult(cursor.rowcount, last_insert_id, matched)
+
+
+def _rollback_quietly(conn: Connection, failure: Exception) -> None:
+    if isinstance(failure, StatementFailure) and failure.keep_connection:
+        try:
+            conn.rollback()
+        except Exception:  # noqa: BLE001 - the session is unknown: drop it
+            failure.keep_connection = False
+
+
+def kill_query(connect_again: Callable[[], pymysql.connections.Connection], thread_id: int) -> None:
+    """KILL QUERY from a second connection of the same user (a user may stop its own statements)."""
+    conn = connect_again()
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute(f'KILL QUERY {int(thread_id)}')
+    finally:
+        close_quietly(conn)
 
 
 def _abandon(cursor: pymysql.cursors.SSCursor, conn: pymysql.connections.Connection) -> None:

@@ -6,6 +6,11 @@ Waiting for a slot never occupies a thread, and the executor has one thread per 
 that holds a slot always has a thread. A caller that waits longer than ``acquire_timeout`` gets
 ``PoolExhausted`` (the proxy answers 503). A connection comes back to the pool only when the
 statement failed in a way that leaves the session intact; otherwise it is closed.
+
+Before a connection serves anyone again it is reset (``reset``: COM_RESET_CONNECTION and the session set
+up again), so no user variable, temporary table or open transaction passes from one request to the next.
+The reset runs after the answer has been handed to the caller, while the slot is still held: it costs
+the pool's capacity, not the request's latency.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from typing import Generic, TypeVar
 
 import pymysql
 
-from .db import StatementFailure, close_quietly
+from .db import StatementFailure, close_quietly, reset
 
 T = TypeVar('T')
 Connection = pymysql.connections.Connection
@@ -74,8 +79,10 @@ class NodePool(Generic[T]):
         acquire_timeout: float,
         idle_check_after: float,
         executor: Executor,
+        reset: Callable[[Connection], None] = reset,
     ) -> None:
         self.connect = connect
+        self.reset = reset
         self.size = size
         self.acquire_timeout = acquire_timeout
         self.idle_check_after = idle_check_after
@@ -102,10 +109,26 @@ class NodePool(Generic[T]):
         except BaseException:
             self._give_back(None)
             raise
-        self._give_back(conn)
+        self._recycle(loop, conn)
         if failure is not None:
             raise failure
         return result  # type: ignore[return-value]
+
+    def _recycle(self, loop: asyncio.AbstractEventLoop, conn: Connection | None) -> None:
+        """Reset ``conn`` in a worker thread, then give it back (or drop it when the reset fails)."""
+        if conn is None:
+            self._give_back(None)
+            return
+        future = loop.run_in_executor(self.executor, self._reset, conn)
+        future.add_done_callback(lambda done: self._give_back(None if done.cancelled() else done.result()))
+
+    def _reset(self, conn: Connection) -> Connection | None:
+        try:
+            self.reset(conn)
+        except Exception:  # noqa: BLE001 - a connection that cannot be reset is not reused
+            close_quietly(conn)
+            return None
+        return conn
 
     def _give_back(self, conn: Connection | None) -> None:
         if conn is not None:
@@ -117,7 +140,7 @@ class NodePool(Generic[T]):
         if future.cancelled() or future.exception() is not None:
             self._give_back(None)
         else:
-            self._give_back(future.result()[2])
+            self._recycle(asyncio.get_running_loop(), future.result()[2])
 
     def _call(
         self, entry: tuple[Connection, float] | None, job: Callable[[Connection], T]

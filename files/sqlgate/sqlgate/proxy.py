@@ -1,39 +1,73 @@
 # Copyright (c) cloudpatterns.mysql developers
 # SPDX-License-Identifier: Apache-2.0
-"""The SQL proxy: accepts only the trusted host, classifies, routes, pools, probes, retries reads."""
+"""The SQL proxy: accepts only the trusted host, classifies, routes, pools, probes, retries reads.
+
+Each request runs as the database user of its API key's scope (named by the trusted host): a read as the
+scope's SELECT-only user, a write as its write user, in a transaction whose matched rows are checked
+before commit. The database's grants are the boundary; a statement the validator misjudged is refused
+by the server and answered 403.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import functools
+import hashlib
 import logging
 import random
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 
 import pymysql
 from aiohttp import web
 
 from .auth import TierGuard
 from .classify import classify
-from .config import NodeConfig, ProxyConfig
-from .db import NodeFailure, ReadResult, StatementFailure, WriteResult, close_quietly, connect, execute, probe
+from .config import Credentials, NodeConfig, ProxyConfig, ScopeConfig
+from .db import (
+    Limits,
+    NodeFailure,
+    ReadResult,
+    StatementFailure,
+    WriteResult,
+    close_quietly,
+    connect,
+    execute_read,
+    execute_write,
+    kill_query,
+    probe,
+)
 from .errors import ApiError
 from .health import NodeHealth, ewma
 from .pool import NodePool, PoolExhausted
 from .request import RequestLimits, parse_query_request
 from .routing import ROUTES, NodeView, Route, choose_node
-from .web import KIND_HEADER, LOG_FIELDS, NODE_HEADER, REQUEST_ID, Service, create_app, json_bytes, read_body
+from .sqllex import LexError, lex
+from .web import (
+    KEY_HEADER,
+    KIND_HEADER,
+    LOG_FIELDS,
+    NODE_HEADER,
+    REQUEST_ID,
+    SCOPE_HEADER,
+    Service,
+    create_app,
+    json_bytes,
+    read_body,
+)
 
 INLINE_LIMIT = 1024
+AUDIT_LOGGER = 'sqlgate.audit'
+Access = str  # 'read' or 'write': which of the scope's users a pool logs in as
 
 
 @dataclass
 class Node:
     config: NodeConfig
     health: NodeHealth
-    pool: NodePool[ReadResult | WriteResult]
+    pools: dict[tuple[str, Access], NodePool[ReadResult | WriteResult]]
     latency: float | None = None
     probe_conn: pymysql.connections.Connection | None = field(default=None, repr=False)
 
@@ -43,6 +77,26 @@ class Node:
 
     def view(self) -> NodeView:
         return NodeView(self.name, self.config.role, self.health.healthy, self.latency)  # type: ignore[arg-type]
+
+    def idle(self) -> int:
+        return sum(len(pool.idle) for pool in self.pools.values())
+
+    def in_use(self) -> int:
+        return sum(pool.in_use for pool in self.pools.values())
+
+    def acquire_timeouts(self) -> int:
+        return sum(pool.acquire_timeouts for pool in self.pools.values())
+
+
+def fingerprint(sql: str) -> tuple[str, str]:
+    """The statement with its literals replaced by '?', and a short hash of that, for the audit log."""
+    try:
+        toks = lex(sql).toks
+    except LexError:
+        shape = sql[:200]
+    else:
+        shape = ' '.join('?' if tok.kind in ('string', 'number', 'placeholder') else tok.value for tok in toks)
+    return hashlib.sha256(shape.encode('utf-8', 'replace')).hexdigest()[:16], shape[:200]
 
 
 class Proxy:
@@ -54,26 +108,40 @@ class Proxy:
         self.limits = RequestLimits(server.max_body_bytes, server.max_params)
         self.service = Service('proxy', server, health=self.health_report, routes=tuple(f'/{r}' for r in ROUTES))
         self.logger = logging.getLogger('sqlgate.proxy')
+        users = sum(1 + (scope.write is not None) for scope in config.scopes.values())
         self.executor = ThreadPoolExecutor(
-            max_workers=config.pool.size * len(config.nodes), thread_name_prefix='sqlgate-db'
+            max_workers=config.pool.size * len(config.nodes) * users, thread_name_prefix='sqlgate-db'
         )
         # Probes have their own threads, so a saturated pool never delays them.
         self.probe_executor = ThreadPoolExecutor(max_workers=len(config.nodes), thread_name_prefix='sqlgate-probe')
         self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sqlgate-classify')
+        self.audit = logging.getLogger(AUDIT_LOGGER)
+        self.audit.setLevel(logging.INFO)  # the audit trail is kept whatever the log level
         self.nodes: dict[str, Node] = {}
         for node_config in config.nodes:
-            pool: NodePool[ReadResult | WriteResult] = NodePool(
-                functools.partial(connect, node_config, config.database),
-                config.pool.size,
-                config.pool.acquire_timeout,
-                config.pool.idle_check_after,
-                self.executor,
-            )
-            self.nodes[node_config.name] = Node(node_config, NodeHealth(config.health.failure_threshold), pool)
+            pools: dict[tuple[str, Access], NodePool[ReadResult | WriteResult]] = {}
+            for scope in config.scopes.values():
+                for access, credentials in (('read', scope.read), ('write', scope.write)):
+                    if credentials is not None:
+                        pools[(scope.name, access)] = NodePool(
+                            self._connector(node_config, scope, credentials, write=access == 'write'),
+                            config.pool.size,
+                            config.pool.acquire_timeout,
+                            config.pool.idle_check_after,
+                            self.executor,
+                        )
+            self.nodes[node_config.name] = Node(node_config, NodeHealth(config.health.failure_threshold), pools)
         self.fastest: str | None = None
         self.rng = random.Random()
         self.probe_tasks: list[asyncio.Task[None]] = []
         self._metrics()
+
+    def _connector(self, node: NodeConfig, scope: ScopeConfig, credentials: Credentials, write: bool):  # noqa: ANN202
+        return functools.partial(
+            connect, node, self.config.database, credentials, write=write,
+            statement_timeout=scope.statement_timeout, max_packet=scope.max_result_bytes + 4096,
+            safe_updates=scope.sql_safe_updates,
+        )
 
     # -- metrics and health -----------------------------------------------------------------------
     def _metrics(self) -> None:
@@ -92,10 +160,10 @@ class Proxy:
         registry.gauge(
             'sqlgate_pool_connections', 'Pooled connections by state.', ('node', 'state'),
             callback=lambda: [item for n in nodes for item in (
-                ((n.name, 'idle'), float(len(n.pool.idle))), ((n.name, 'in_use'), float(n.pool.in_use)))],
+                ((n.name, 'idle'), float(n.idle())), ((n.name, 'in_use'), float(n.in_use())))],
         )
         registry.counter('sqlgate_pool_acquire_timeouts_total', 'Requests that found every connection busy.',
-                         ('node',), callback=lambda: [((n.name,), float(n.pool.acquire_timeouts)) for n in nodes])
+                         ('node',), callback=lambda: [((n.name,), float(n.acquire_timeouts())) for n in nodes])
         self.queries = registry.counter(
             'sqlgate_queries_total', 'Statements sent to a node, by outcome.', ('node', 'kind', 'outcome')
         )
@@ -104,6 +172,8 @@ class Proxy:
             'sqlgate_no_healthy_node_total', 'Requests refused because no healthy node could serve them.', ('kind',)
         )
         self.probe_failures = registry.counter('sqlgate_probe_failures_total', 'Failed health probes.', ('node',))
+        self.refused_writes = registry.counter(
+            'sqlgate_writes_refused_total', 'Writes rolled back or refused, by reason.', ('scope', 'code'))
 
     def health_report(self) -> tuple[int, dict[str, object]]:
         nodes = [
@@ -132,7 +202,8 @@ class Proxy:
     # -- probes -----------------------------------------------------------------------------------
     def _probe_blocking(self, node: Node) -> float:
         if node.probe_conn is None:
-            node.probe_conn = connect(node.config, self.config.database, timeout=self.config.health.probe_timeout)
+            node.probe_conn = connect(node.config, self.config.database, self.config.probe_credentials,
+                                      timeout=self.config.health.probe_timeout)
         try:
             return probe(node.probe_conn, self.config.health.probe_query)
         except Exception:
@@ -169,22 +240,44 @@ class Proxy:
             self.fastest = name
         return name
 
+    def scope_of(self, request: web.Request) -> ScopeConfig:
+        scope = self.config.scopes.get(request.headers.get(SCOPE_HEADER, ''))
+        if scope is None:
+            raise ApiError(403, 'scope_unknown', "this API key's scope is not configured on the proxy")
+        return scope
+
+    def job(self, node: Node, scope: ScopeConfig, kind: str, sql: str, params: tuple[object, ...]):  # noqa: ANN201
+        """What runs in a worker thread with a pooled connection of the scope's read or write user."""
+        limits = Limits(scope.max_result_rows, scope.max_result_bytes, scope.max_affected_rows,
+                        scope.statement_timeout)
+        db = self.config.database
+        if kind == 'read':
+            return functools.partial(execute_read, sql=sql, params=params, limits=limits, db=db)
+        connect_again = self._connector(node.config, scope, scope.write, write=True)  # type: ignore[arg-type]
+
+        def write(conn):  # noqa: ANN001, ANN202
+            killer = functools.partial(kill_query, connect_again, conn.thread_id())
+            return execute_write(conn, sql, params, limits, db, killer=killer)
+        return write
+
     async def handle_query(self, request: web.Request) -> web.Response:
         log = request[LOG_FIELDS]
         route: Route = request.path[1:]  # type: ignore[assignment]
         log['route'] = route
         self.guard.check(request)
+        scope = self.scope_of(request)
+        log['scope'] = scope.name
+        log['api_key'] = request.headers.get(KEY_HEADER, '')[:64]
         body = await read_body(request, self.config.server.max_body_bytes)
         query = parse_query_request(body, request.content_type, self.limits)
         if len(query.query) <= INLINE_LIMIT:
             kind = classify(query.query)
-        else:  # a long text takes sqlparse a while: keep the event loop free meanwhile
+        else:  # keep the event loop free for long texts
             kind = await asyncio.get_running_loop().run_in_executor(self.analysis, classify, query.query)
         log['kind'] = kind
-        job = functools.partial(
-            execute, sql=query.query, params=query.params, max_rows=self.config.max_result_rows,
-            db=self.config.database,
-        )
+        if kind == 'write' and scope.write is None:
+            raise ApiError(403, 'statement_not_allowed', 'this API key may only read')
+        access: Access = kind
         tried: tuple[str, ...] = ()
         while True:
             name = self.choose(route, kind, tried)
@@ -196,33 +289,60 @@ class Proxy:
             node = self.nodes[name]
             log['node'] = name
             try:
-                result = await node.pool.run(job)
+                result = await node.pools[(scope.name, access)].run(self.job(node, scope, kind, query.query,
+                                                                            query.params))
             except StatementFailure as failure:
-                node.health.record_success(probe=False)
                 self.queries.inc(name, kind, 'statement_error')
-                headers = {'Retry-After': '1'} if failure.status == 503 else None
+                if failure.detail:
+                    log['db_error'] = failure.detail[:300]
+                if kind == 'write':
+                    self.refused_writes.inc(scope.name, failure.code)
+                    self._audit(request, scope, name, query.query, None, failure.code)
+                if failure.status == 502:  # our own login refused: the deployment is wrong, not the caller
+                    self.logger.error('node %s refused the login of scope %s: %s', name, scope.name,
+                                      failure.detail, extra={'node': name, 'request_id': request[REQUEST_ID]})
+                headers = {'Retry-After': '1'} if failure.status in (429, 503) else None
                 raise ApiError(failure.status, failure.code, failure.message, headers=headers) from None
             except NodeFailure as failure:
                 self.queries.inc(name, kind, 'node_failure')
+                log['db_error'] = failure.message[:300]
                 self._failed(node, failure.message, 'request')
                 if kind == 'read' and not tried:
                     tried = (name,)
                     self.retries.inc()
                     continue
+                if kind == 'write':
+                    self._audit(request, scope, name, query.query, None, 'node_failed')
                 if failure.timeout:
-                    raise ApiError(504, 'node_timeout', f'the node {name} did not answer in time') from None
-                raise ApiError(502, 'node_failed', f'the node {name} failed: {failure.message}') from None
+                    raise ApiError(504, 'node_timeout', 'a database node did not answer in time') from None
+                raise ApiError(502, 'node_failed', 'a database node failed while running the statement') from None
             except PoolExhausted:
                 self.queries.inc(name, kind, 'pool_exhausted')
                 if kind == 'read' and not tried:
                     tried = (name,)
                     self.retries.inc()
                     continue
-                raise ApiError(503, 'pool_exhausted', f'every connection to {name} is busy; retry shortly',
+                raise ApiError(503, 'pool_exhausted', 'every database connection of this kind is busy; retry shortly',
                                headers={'Retry-After': '1'}) from None
             node.health.record_success(probe=False)
             self.queries.inc(name, kind, 'ok')
+            if isinstance(result, WriteResult):
+                self._audit(request, scope, name, query.query, result, 'ok')
             return self._answer(request[REQUEST_ID], route, name, kind, result)
+
+    def _audit(self, request: web.Request, scope: ScopeConfig, node: str, sql: str, result: WriteResult | None,
+               outcome: str) -> None:
+        """One line per write attempt: who, what shape of statement, where, how many rows, how it ended."""
+        digest, shape = fingerprint(sql)
+        entry: dict[str, object] = {
+            'ts': datetime.now(timezone.utc).isoformat(timespec='milliseconds').replace('+00:00', 'Z'),
+            'audit': 'write', 'service': self.service.name, 'request_id': request[REQUEST_ID],
+            'api_key': request.headers.get(KEY_HEADER, '')[:64], 'scope': scope.name, 'node': node,
+            'fingerprint': digest, 'statement': shape, 'outcome': outcome,
+        }
+        if result is not None:
+            entry.update(affected_rows=result.affected_rows, matched_rows=result.matched_rows)
+        self.audit.info('write', extra={'access': entry})
 
     @staticmethod
     def _answer(request_id: str, route: str, node: str, kind: str, result: ReadResult | WriteResult) -> web.Response:
@@ -247,7 +367,8 @@ class Proxy:
                 await task
         loop = asyncio.get_running_loop()
         for node in self.nodes.values():
-            await loop.run_in_executor(self.executor, node.pool.close_idle)
+            for pool in node.pools.values():
+                await loop.run_in_executor(self.executor, pool.close_idle)
             await loop.run_in_executor(self.probe_executor, close_quietly, node.probe_conn)
             node.probe_conn = None
         self.executor.shutdown(wait=False)

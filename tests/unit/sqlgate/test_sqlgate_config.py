@@ -39,6 +39,10 @@ def trusted(files):
 def proxy(files):
     return {'allowed_clients': ['10.0.3.7'], 'client_secret_file': str(files / 'secret'),
             'database': {'user': 'sqlgate', 'password_file': str(files / 'password')},
+            'scopes': {'default': {'read_user': 'sg_default_r', 'read_password_file': str(files / 'password'),
+                                   'write_user': 'sg_default_w', 'write_password_file': str(files / 'secret')},
+                       'readonly': {'read_user': 'sg_readonly_r', 'read_password_file': str(files / 'secret'),
+                                    'max_affected_rows': 0, 'max_result_bytes': 2048}},
             'nodes': [{'name': 'manager', 'host': '10.0.4.2', 'role': 'manager'},
                       {'name': 'worker1', 'host': '10.0.4.3', 'port': 3307, 'role': 'worker'}]}
 
@@ -52,13 +56,19 @@ def test_minimal_configs_get_the_defaults(files):
     tr = parse_config('trusted', trusted(files))
     assert isinstance(tr, TrustedConfig)
     assert tr.server.port == 8000 and tr.upstream.url == 'http://proxy:9000'
-    assert tr.policy.select_limit_cap == 1000 and 'actor' in tr.policy.allowed_tables
+    assert tr.policy.select_limit_cap == 1000 and 'actor' in tr.policy.read_tables
+    assert set(tr.scopes) == {'default'} and ('staff', 'password') in tr.policy.hidden_columns
     px = parse_config('proxy', proxy(files))
     assert isinstance(px, ProxyConfig)
     assert px.server.port == 9000 and px.nodes[1].port == 3307 and px.nodes[0].port == 3306
     assert px.database.password == b'db password with spaces'
     assert px.health.hysteresis == pytest.approx(0.0005)
     assert px.health.probe_query == 'SELECT 1'
+    default, readonly = px.scopes['default'], px.scopes['readonly']
+    assert (default.read.user, default.write.user) == ('sg_default_r', 'sg_default_w')
+    assert (default.max_affected_rows, default.max_result_bytes, default.statement_timeout) == (100, 4194304, 5.0)
+    assert readonly.write is None and readonly.max_result_bytes == 2048
+    assert px.probe_credentials.user == 'sqlgate'
     custom = proxy(files)
     custom['health'] = {'probe_query': 'SELECT 1 FROM sakila.language LIMIT 1'}
     assert parse_config('proxy', custom).health.probe_query == 'SELECT 1 FROM sakila.language LIMIT 1'
@@ -72,11 +82,15 @@ def test_secrets_never_appear_in_repr(files):
 
 def test_policy_and_rate_limits_are_configurable(files):
     data = trusted(files)
-    data['policy'] = {'allowed_statements': ['select'], 'allowed_tables': ['Film'], 'blocked_functions': ['uuid'],
-                      'select_limit_cap': 5, 'database': 'shop'}
-    policy = parse_config('trusted', data).policy
-    assert policy.allowed_statements == {'SELECT'} and policy.allowed_tables == {'film'}
-    assert policy.blocked_functions == {'uuid'} and policy.select_limit_cap == 5 and policy.database == 'shop'
+    data['scopes'] = {'default': {}, 'reader': {
+        'allowed_statements': ['select'], 'read_tables': ['Film'], 'write_tables': [], 'allowed_functions': ['UUID'],
+        'hidden_columns': ['film.rating'], 'select_limit_cap': 5, 'database': 'shop', 'flavor': 'mysql'}}
+    config = parse_config('trusted', data)
+    policy = config.scopes['reader']
+    assert policy.allowed_statements == {'SELECT'} and policy.read_tables == {'film'} and not policy.write_tables
+    assert policy.allowed_functions == {'uuid'} and policy.select_limit_cap == 5 and policy.database == 'shop'
+    assert policy.hidden_columns == {('film', 'rating')} and policy.flavor == 'mysql'
+    assert config.policy == config.scopes['default'] and config.policy.flavor == 'mariadb'
     data = gatekeeper(files)
     data['rate_limit'] = {'rate': 5, 'burst': 10, 'per_key': {'alice': {'rate': 100}}}
     config = parse_config('gatekeeper', data)
@@ -99,9 +113,18 @@ def test_policy_and_rate_limits_are_configurable(files):
     ('trusted', lambda d: d.update(allowed_clients=['10.0.0.0/33']), "'allowed_clients'"),
     ('trusted', lambda d: d.update(allowed_clients=[]), "'allowed_clients'"),
     ('trusted', lambda d: d.pop('client_secret_file'), "'client_secret_file' is required"),
-    ('trusted', lambda d: d.update(policy={'select_limit_cap': 0}), "'policy.select_limit_cap'"),
-    ('trusted', lambda d: d.update(policy={'allowed_tables': 'actor'}), "'policy.allowed_tables'"),
-    ('trusted', lambda d: d.update(policy={'tables': []}), "unknown config key 'policy.tables'"),
+    ('trusted', lambda d: d.update(scopes={'default': {'select_limit_cap': 0}}), "'scopes.default.select_limit_cap'"),
+    ('trusted', lambda d: d.update(scopes={'default': {'read_tables': 'actor'}}), "'scopes.default.read_tables'"),
+    ('trusted', lambda d: d.update(scopes={'default': {'tables': []}}), "unknown config key 'scopes.default.tables'"),
+    ('trusted', lambda d: d.update(scopes={'default': {'hidden_columns': ['password']}}), 'expected table.column'),
+    ('trusted', lambda d: d.update(scopes={'default': {'allowed_statements': ['DROP']}}), 'DROP cannot be allowed'),
+    ('trusted', lambda d: d.update(scopes={'Bad': {}}), "'scopes.Bad'"),
+    ('trusted', lambda d: d.update(scopes={}), 'at least one scope'),
+    ('trusted', lambda d: d.update(policy={}), "unknown config key 'policy'"),
+    ('proxy', lambda d: d.pop('scopes'), "'scopes' is required"),
+    ('proxy', lambda d: d['scopes']['default'].pop('read_user'), "'scopes.default.read_user' is required"),
+    ('proxy', lambda d: d['scopes']['default'].update(max_affected_rows=-1), "'scopes.default.max_affected_rows'"),
+    ('proxy', lambda d: d['scopes']['default'].update(max_result_bytes=10), "'scopes.default.max_result_bytes'"),
     ('proxy', lambda d: d['nodes'].append({'name': 'm2', 'host': 'h', 'role': 'manager'}), 'exactly one'),
     ('proxy', lambda d: d['nodes'].append({'name': 'manager', 'host': 'h', 'role': 'worker'}), 'unique'),
     ('proxy', lambda d: d['nodes'][1].update(role='replica'), "'nodes[1].role'"),

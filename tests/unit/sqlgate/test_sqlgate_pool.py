@@ -22,6 +22,8 @@ class FakeConnection:
         self.number = number
         self.open = True
         self.pings = 0
+        self.resets = 0
+        self.session = {}  # what a request left behind (a user variable, say)
 
     def close(self):
         self.open = False
@@ -38,7 +40,14 @@ def executor():
         yield pool
 
 
-def make_pool(executor, size=2, acquire_timeout=0.2, idle_check_after=60.0):
+def reset(conn):
+    if not conn.open:
+        raise ConnectionError('closed')
+    conn.resets += 1
+    conn.session.clear()
+
+
+def make_pool(executor, size=2, acquire_timeout=0.2, idle_check_after=60.0, reset=reset):
     made = []
 
     def connect():
@@ -46,14 +55,50 @@ def make_pool(executor, size=2, acquire_timeout=0.2, idle_check_after=60.0):
         made.append(conn)
         return conn
 
-    return NodePool(connect, size, acquire_timeout, idle_check_after, executor), made
+    return NodePool(connect, size, acquire_timeout, idle_check_after, executor, reset=reset), made
+
+
+async def settle(pool):
+    """Until every connection is back (the reset after a request runs once the answer is out)."""
+    for _ in range(200):
+        if pool.slots.free == pool.size:
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError('the pool did not settle')
 
 
 async def test_connections_are_reused(executor):
     pool, made = make_pool(executor)
     assert await pool.run(lambda conn: conn.number) == 0
+    await settle(pool)
     assert await pool.run(lambda conn: conn.number) == 0
+    await settle(pool)
     assert len(made) == 1 and len(pool.idle) == 1 and pool.in_use == 0
+
+
+async def test_nothing_a_request_leaves_in_the_session_reaches_the_next(executor):
+    pool, made = make_pool(executor, size=1)
+
+    def leave_a_variable(conn):
+        seen = dict(conn.session)
+        conn.session['@secret'] = 'from the first key'
+        return seen
+
+    assert await pool.run(leave_a_variable) == {}
+    assert await pool.run(leave_a_variable) == {}  # waits for the reset: the only slot is held until then
+    await settle(pool)
+    assert len(made) == 1 and made[0].resets == 2
+
+
+async def test_a_connection_that_cannot_be_reset_is_dropped(executor):
+    def broken_reset(conn):
+        raise ConnectionError('gone')
+
+    pool, made = make_pool(executor, reset=broken_reset)
+    await pool.run(lambda conn: None)
+    await settle(pool)
+    assert not pool.idle and not made[0].open
+    assert await pool.run(lambda conn: conn.number) == 1
 
 
 async def test_the_pool_is_bounded_and_times_out(executor):
@@ -68,6 +113,7 @@ async def test_the_pool_is_bounded_and_times_out(executor):
     assert pool.acquire_timeouts == 1
     release.set()
     await asyncio.gather(*holders)
+    await settle(pool)
     assert len(made) == 2 and pool.slots.free == 2
 
 
@@ -91,7 +137,8 @@ async def test_statement_errors_keep_the_connection_others_discard_it(executor):
 
     with pytest.raises(StatementFailure):
         await pool.run(sql_error)
-    assert [conn.open for conn in made] == [True] and len(pool.idle) == 1
+    await settle(pool)
+    assert [conn.open for conn in made] == [True] and len(pool.idle) == 1 and made[0].resets == 1
 
     def broken_result(conn):
         raise StatementFailure(400, 'result_too_large', 'too many', keep_connection=False)
@@ -123,6 +170,7 @@ async def test_a_failing_connect_frees_the_slot(executor):
 async def test_an_idle_connection_is_pinged_and_replaced_when_stale(executor):
     pool, made = make_pool(executor, idle_check_after=0.0)
     await pool.run(lambda conn: None)
+    await settle(pool)
     made[0].open = False  # the server closed it while idle
     assert await pool.run(lambda conn: conn.number) == 1
     assert made[0].pings == 1
