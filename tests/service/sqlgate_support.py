@@ -41,6 +41,7 @@ from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import ( 
     sql_policy_scopes,
     sql_policy_trusted,
 )
+
 from sqlgate.config import load_config  # noqa: E402
 from sqlgate.gatekeeper import create_gatekeeper_app  # noqa: E402
 from sqlgate.proxy import PROXY, create_proxy_app  # noqa: E402

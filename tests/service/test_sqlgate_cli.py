@@ -25,7 +25,16 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientSession, TCPConnector
 
-from sqlgate_support import API_KEY, API_KEY_NAME, PROBE_USER, REPO, sql_policy_proxy, sql_policy_trusted, write_config, write_secret
+from sqlgate_support import (
+    API_KEY,
+    API_KEY_NAME,
+    PROBE_USER,
+    REPO,
+    sql_policy_proxy,
+    sql_policy_trusted,
+    write_config,
+    write_secret,
+)
 
 
 def free_port() -> int:

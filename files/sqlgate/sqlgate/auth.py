@@ -14,6 +14,7 @@ import hashlib
 import hmac
 import re
 from collections.abc import Mapping
+from typing import NamedTuple
 
 from aiohttp import web
 
@@ -23,7 +24,16 @@ from .web import address_allowed
 
 TIER_SECRET_HEADER = 'X-Sqlgate-Secret'  # noqa: S105 - a header name
 TIER_AUTH_CODES = frozenset({'client_not_allowed', 'tier_auth_failed'})
-_KEY_LINE = re.compile(r'^([A-Za-z0-9_.@-]{1,64}):([0-9a-fA-F]{64})$')
+DEFAULT_SCOPE = 'default'
+# name:scope:sha256hex, or the older name:sha256hex (scope 'default').
+_KEY_LINE = re.compile(r'^([A-Za-z0-9_.@-]{1,64}):(?:([a-z][a-z0-9_]{0,31}):)?([0-9a-fA-F]{64})$')
+
+
+class ApiKey(NamedTuple):
+    """One line of the keys file: the SHA-256 of the key and the scope forwarded with its requests."""
+
+    digest: bytes
+    scope: str = DEFAULT_SCOPE
 
 
 def hash_key(key: str) -> str:
@@ -31,20 +41,27 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode('utf-8')).hexdigest()
 
 
-def parse_api_keys(text: str) -> dict[str, bytes]:
-    """``name:sha256hex`` lines (blank lines and '#' comments ignored) to name -> digest bytes."""
-    keys: dict[str, bytes] = {}
+def parse_api_keys(text: str) -> dict[str, ApiKey]:
+    """``name:scope:sha256hex`` or ``name:sha256hex`` lines (blank lines and '#' comments ignored).
+
+    The scope is ``[a-z][a-z0-9_]{0,31}``; without one it is ``default``. Errors name the line, never
+    its content.
+    """
+    keys: dict[str, ApiKey] = {}
     for number, line in enumerate(text.splitlines(), start=1):
         line = line.strip()
         if not line or line.startswith('#'):
             continue
         match = _KEY_LINE.match(line)
         if match is None:
-            raise ValueError(f'line {number}: expected name:sha256hex (64 hex digits)')
-        name, digest = match.groups()
+            raise ValueError(
+                f'line {number}: expected name:scope:sha256hex or name:sha256hex (64 hex digits; '
+                'a scope is a lowercase letter then up to 31 lowercase letters, digits or _)'
+            )
+        name, scope, digest = match.groups()
         if name in keys:
             raise ValueError(f'line {number}: the key name {name} appears twice')
-        keys[name] = bytes.fromhex(digest)
+        keys[name] = ApiKey(bytes.fromhex(digest), scope or DEFAULT_SCOPE)
     if not keys:
         raise ValueError('the file holds no key')
     return keys
@@ -62,12 +79,12 @@ def presented_key(headers: Mapping[str, str]) -> str | None:
     return key.strip() if key and key.strip() else None
 
 
-def find_key_name(presented: str, keys: Mapping[str, bytes]) -> str | None:
+def find_key_name(presented: str, keys: Mapping[str, ApiKey | bytes]) -> str | None:
     """The name whose digest matches; every digest is compared, so timing says nothing."""
     digest = hashlib.sha256(presented.encode('utf-8', 'surrogateescape')).digest()
     found = None
     for name, stored in keys.items():
-        if hmac.compare_digest(digest, stored):
+        if hmac.compare_digest(digest, stored.digest if isinstance(stored, ApiKey) else stored):
             found = name
     return found
 

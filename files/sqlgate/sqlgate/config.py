@@ -25,6 +25,11 @@ _SCOPE_NAME = re.compile(r'^[a-z][a-z0-9_]{0,31}$')
 _HIDDEN_COLUMN = re.compile(r'^([A-Za-z0-9_]{1,64})\.([A-Za-z0-9_]{1,64})$')
 _LOG_LEVELS = ('debug', 'info', 'warning', 'error')
 _REQUIRED = object()
+# Served /metrics and the full /healthz when metrics_allowed_clients is not configured.
+LOOPBACK: tuple[Network, ...] = (ipaddress.ip_network('127.0.0.0/8'), ipaddress.ip_network('::1/128'))
+DEFAULT_MAX_QUERY_LENGTH = 8192
+DEFAULT_MAX_RESPONSE_BYTES = 8 * 1024 * 1024
+DEFAULT_MAX_IN_FLIGHT_PER_KEY = 16
 
 
 class ConfigError(Exception):
@@ -145,9 +150,11 @@ class ServerConfig:
     max_body_bytes: int
     max_query_length: int
     max_params: int
+    # Who may read /metrics and the full /healthz document; loopback only unless configured.
     metrics_allowed_clients: tuple[Network, ...] | None
     event_loop: str  # auto (uvloop when installed), asyncio or uvloop
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # HTTPS when set
+    body_timeout: float = 5.0  # seconds to receive a request body, then 408 body_timeout
 
 
 @dataclass(frozen=True)
@@ -158,12 +165,14 @@ class UpstreamConfig:
     connect_timeout: float
     max_connections: int
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # for https URLs
+    max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # larger answers: 502 upstream_response_too_large
 
 
 @dataclass(frozen=True)
 class RateLimit:
     rate: float
     burst: float
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT_PER_KEY  # requests of one key forwarded at once
 
 
 @dataclass(frozen=True)
@@ -175,6 +184,7 @@ class GatekeeperConfig:
     upstream: UpstreamConfig
     max_in_flight: int
     accept_client_request_id: bool
+    max_in_flight_per_key: int = DEFAULT_MAX_IN_FLIGHT_PER_KEY
 
 
 @dataclass(frozen=True)
@@ -298,11 +308,12 @@ def _server(root: _Section, service: str) -> ServerConfig:
         log_level=root.string('log_level', 'info', choices=_LOG_LEVELS),
         shutdown_timeout=root.number('shutdown_timeout', 10.0),
         max_body_bytes=root.integer('max_body_bytes', DEFAULT_BODY_LIMITS[service], minimum=64),
-        max_query_length=root.integer('max_query_length', 10000),
+        max_query_length=root.integer('max_query_length', DEFAULT_MAX_QUERY_LENGTH),
         max_params=root.integer('max_params', 100, minimum=0),
-        metrics_allowed_clients=root.networks('metrics_allowed_clients', None),
+        metrics_allowed_clients=root.networks('metrics_allowed_clients', None) or LOOPBACK,
         event_loop=root.string('event_loop', 'auto', choices=('auto', 'asyncio', 'uvloop')),
         ssl_context=_server_tls(root),
+        body_timeout=root.number('body_timeout', 5.0),
     )
 
 
@@ -327,6 +338,7 @@ def _upstream(root: _Section, timeout: float) -> UpstreamConfig:
         connect_timeout=section.number('connect_timeout', 3.0),
         max_connections=section.integer('max_connections', 100),
         ssl_context=context,
+        max_response_bytes=section.integer('max_response_bytes', DEFAULT_MAX_RESPONSE_BYTES, minimum=1024),
     )
     section.done()
     return config
@@ -338,20 +350,26 @@ def _tier_auth(root: _Section) -> TierAuthConfig:
     return TierAuthConfig(allowed_clients=allowed, secret=root.secret('client_secret_file', token=True))
 
 
-def _rate(section: _Section, rate_default: object, burst_default: object) -> RateLimit:
+def _rate(section: _Section, rate_default: object, burst_default: object, in_flight_default: int | None = None
+          ) -> RateLimit:
+    """A token bucket; with ``in_flight_default`` (a per-key section) also the key's ``max_in_flight``."""
     limit = RateLimit(rate=section.number('rate', rate_default), burst=float(section.integer('burst', burst_default)))
+    if in_flight_default is not None:
+        limit = RateLimit(limit.rate, limit.burst, section.integer('max_in_flight', in_flight_default))
     return limit
 
 
 def _gatekeeper(root: _Section) -> GatekeeperConfig:
     server = _server(root, 'gatekeeper')
+    max_in_flight_per_key = root.integer('max_in_flight_per_key', DEFAULT_MAX_IN_FLIGHT_PER_KEY)
     rate_section = root.section('rate_limit')
     rate_limit = _rate(rate_section, 20.0, 40)
+    rate_limit = RateLimit(rate_limit.rate, rate_limit.burst, max_in_flight_per_key)
     per_key_section = rate_section.section('per_key')
     per_key = {}
     for name in list(per_key_section.data):
         key_section = per_key_section.section(name, required=True)
-        per_key[name] = _rate(key_section, rate_limit.rate, int(rate_limit.burst))
+        per_key[name] = _rate(key_section, rate_limit.rate, int(rate_limit.burst), max_in_flight_per_key)
         key_section.done()
     per_key_section.done()
     rate_section.done()
@@ -363,6 +381,7 @@ def _gatekeeper(root: _Section) -> GatekeeperConfig:
         upstream=_upstream(root, 25.0),
         max_in_flight=root.integer('max_in_flight', 256),
         accept_client_request_id=root.boolean('accept_client_request_id', True),
+        max_in_flight_per_key=max_in_flight_per_key,
     )
 
 

@@ -21,6 +21,7 @@ class ApiError(Exception):
         *,
         headers: Mapping[str, str] | None = None,
         log: Mapping[str, object] | None = None,
+        close: bool = False,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -29,3 +30,5 @@ class ApiError(Exception):
         self.headers = dict(headers or {})
         # Extra fields for the access-log line (for example a rejection reason).
         self.log = dict(log or {})
+        # Close the connection after the answer (its request body was not read to the end).
+        self.close = close

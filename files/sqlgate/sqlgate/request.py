@@ -18,7 +18,7 @@ ALLOWED_KEYS = ('query', 'params')
 
 @dataclass(frozen=True)
 class RequestLimits:
-    max_query_length: int = 10000
+    max_query_length: int = 8192
     max_params: int = 100
 
 

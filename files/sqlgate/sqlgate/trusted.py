@@ -31,7 +31,6 @@ from .web import (
 )
 
 
-
 class Trusted:
     def __init__(self, config: TrustedConfig) -> None:
         self.config = config

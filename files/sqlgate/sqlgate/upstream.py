@@ -4,7 +4,11 @@
 
 Successful answers are relayed byte for byte. A timeout becomes 504, an unreachable or broken
 upstream 502. When the next tier refuses *our* credentials (its 401/403 with a tier-auth code), the
-client is not to blame: that becomes 502 and an error line in the log.
+client is not to blame: that becomes 502 and an error line in the log. An answer larger than
+``max_response_bytes`` is not read to the end: 502 ``upstream_response_too_large``.
+
+The request carries only the headers built here (content type, tier secret, request id and the
+caller's ``extra`` ones): nothing the client sent is forwarded.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import aiohttp
@@ -23,6 +28,11 @@ from .metrics import Registry
 from .web import KIND_HEADER, NODE_HEADER, REQUEST_ID_HEADER
 
 _RELAYED_HEADERS = (NODE_HEADER, KIND_HEADER, 'Retry-After')
+_CHUNK = 65536
+
+
+class _TooLarge(Exception):
+    pass
 
 
 @dataclass(frozen=True)
@@ -65,13 +75,42 @@ class Upstream:
         self.errors.inc(code)
         return ApiError(status, code, message)
 
-    async def post(self, path: str, body: bytes, request_id: str) -> Relayed:
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        """The body, in chunks, up to ``max_response_bytes`` (refused at once by a larger Content-Length)."""
+        cap = self.config.max_response_bytes
+        if response.content_length is not None and response.content_length > cap:
+            raise _TooLarge(response.content_length)
+        chunks = []
+        size = 0
+        async for chunk in response.content.iter_chunked(_CHUNK):
+            size += len(chunk)
+            if size > cap:
+                raise _TooLarge(size)
+            chunks.append(chunk)
+        return b''.join(chunks)
+
+    async def post(
+        self, path: str, body: bytes, request_id: str, headers: Mapping[str, str] | None = None
+    ) -> Relayed:
+        """POST ``body``; ``headers`` are added to this hop's own (they cannot replace the tier secret,
+        the content type or the request id)."""
         assert self.session is not None, 'Upstream.start() was not awaited'
-        headers = dict(self._headers)
-        headers[REQUEST_ID_HEADER] = request_id
+        sent = dict(headers or {})
+        sent.update(self._headers)
+        sent[REQUEST_ID_HEADER] = request_id
         try:
-            async with self.session.post(self.config.url + path, data=body, headers=headers) as response:
-                payload = await response.read()
+            async with self.session.post(self.config.url + path, data=body, headers=sent) as response:
+                try:
+                    payload = await self._read(response)
+                except _TooLarge as too_large:
+                    response.close()  # the rest is not read: this connection cannot be reused
+                    self.logger.error(
+                        'the %s answered %s bytes or more, over max_response_bytes (%d)', self.peer,
+                        too_large.args[0], self.config.max_response_bytes,
+                        extra={'request_id': request_id, 'error': 'upstream_response_too_large'})
+                    raise self._fail(
+                        502, 'upstream_response_too_large', f'the {self.peer} sent an answer larger than this service '
+                        'accepts') from None
                 status = response.status
                 content_type = response.content_type
                 relayed = {name: response.headers[name] for name in _RELAYED_HEADERS if name in response.headers}

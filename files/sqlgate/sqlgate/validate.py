@@ -3,18 +3,30 @@
 """The trusted host's policy: which statements may reach the database.
 
 ``validate(sql, params, policy)`` returns a ``ValidatedQuery`` (the text to execute, unchanged except
-for an appended ``LIMIT <cap>``) or a ``Rejection`` with a slug and a sentence. The checks, in order:
+for an appended ``LIMIT <cap>``) or a ``Rejection`` with a slug and a sentence. The database enforces
+the same policy with grants; this is the early, explained refusal in front of it, and it refuses
+whenever it cannot read a statement with certainty.
 
-1. lexical (``sqllex``): one statement, no comments, no unterminated literals, no characters that
-   MySQL and sqlparse read differently, both lexers agree on every literal;
-2. the statement type is allowed (default SELECT, INSERT, UPDATE, DELETE);
-3. no INTO except INSERT's target, no OUTFILE/DUMPFILE, no PROCEDURE, no blocked function;
-4. every table reference (after FROM, JOIN, UPDATE, INTO, USING, TABLE, in comma lists and
-   parenthesised lists) names an allowed table, unqualified or qualified with the allowed database;
-   every ``x.y`` qualifier is the allowed database, an allowed table, an alias or a CTE; system
-   schemas are refused wherever they appear as a qualifier;
-5. UPDATE and DELETE have a WHERE clause; a SELECT without a top-level LIMIT gets ``LIMIT <cap>``;
-6. placeholders (pymysql's ``%s``) match the number of params.
+The checks, in order:
+
+1. length (``query_too_long``, before anything is read);
+2. lexical (``sqllex``, linear in the text): one statement, no comments, no unterminated literals, no
+   characters or token boundaries that MySQL could read another way;
+3. the statement type is allowed (``WITH ... DELETE`` is a DELETE, ``(SELECT ...)`` a SELECT);
+4. no INTO except the INSERT/REPLACE target, no OUTFILE/DUMPFILE, no PROCEDURE, no hidden column
+   named anywhere (``password``, quoted or not, bare or qualified);
+5. a recursive-descent reading of the statement (``_Parser``, each token read once): every table
+   reference (FROM, JOIN, UPDATE, INTO, USING, TABLE, derived tables, JSON_TABLE, CTEs and their
+   scopes), every function call (a name followed by '('), every qualifier; anything outside the
+   grammar it knows is refused (``unsupported_syntax`` or ``unreadable_table_reference``);
+6. tables read are in ``read_tables``, write targets in ``write_tables``, no other schema; ``x.y``
+   qualifiers name the database, an allowed table, an alias or a CTE; built-in functions come from an
+   allow-list (``sqlfunctions``) minus a deny-list, anything else from ``allowed_functions``;
+   ``*`` over a table with hidden columns is refused;
+7. UPDATE and DELETE have a WHERE clause, and no branch of it (split on OR/||/XOR at any parenthesis
+   level) is free of columns or compares a column with itself; a SELECT without a top-level LIMIT
+   gets ``LIMIT <cap>``;
+8. placeholders (pymysql's ``%s``) match the number of params.
 """
 
 from __future__ import annotations
@@ -22,8 +34,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from itertools import accumulate
 from math import isfinite
 
+from .classify import classify_tokens
+from .sqlfunctions import DENIED_FUNCTIONS, NILADIC_FUNCTIONS
+from .sqlfunctions import allowed as function_allowed
+from .sqlfunctions import denied as function_denied
 from .sqllex import LexError, Tok, lex, statement_verb
 
 Scalar = str | int | float | bool | None
@@ -38,44 +55,28 @@ SAKILA_VIEWS = frozenset({
 })
 SYSTEM_SCHEMAS = frozenset({'information_schema', 'mysql', 'performance_schema', 'sys'})
 DEFAULT_STATEMENTS = frozenset({'SELECT', 'INSERT', 'UPDATE', 'DELETE'})
-# Functions that read files, sleep or burn CPU on purpose, take server-wide locks, wait on
-# replication, reveal who and what the server is, or move MariaDB sequences.
-DEFAULT_BLOCKED_FUNCTIONS = frozenset({
-    'load_file', 'sleep', 'benchmark', 'get_lock', 'release_lock', 'release_all_locks', 'is_free_lock',
-    'is_used_lock', 'master_pos_wait', 'source_pos_wait', 'master_gtid_wait', 'wait_for_executed_gtid_set',
-    'wait_until_sql_thread_after_gtids', 'sys_exec', 'sys_eval', 'user', 'current_user', 'session_user',
-    'system_user', 'current_role', 'version', 'connection_id', 'nextval', 'lastval', 'setval',
-})
+DEFAULT_HIDDEN_COLUMNS = frozenset({('staff', 'password'), ('staff', 'picture')})
+# Kept for callers of the former Policy.blocked_functions: the functions refused even when allow-listed.
+DEFAULT_BLOCKED_FUNCTIONS = DENIED_FUNCTIONS
 CACHE_TEXT_LIMIT = 4096
-
-_SUBQUERY_STARTS = frozenset({'SELECT', 'WITH', 'VALUES', 'TABLE'})
-# Words that end a table reference: they are never aliases.
-_CLAUSE_WORDS = frozenset({
-    'WHERE', 'GROUP BY', 'GROUP', 'HAVING', 'ORDER BY', 'ORDER', 'LIMIT', 'OFFSET', 'UNION', 'UNION ALL',
-    'EXCEPT', 'INTERSECT', 'WINDOW', 'FOR', 'LOCK', 'INTO', 'SET', 'VALUES', 'VALUE', 'SELECT', 'ON', 'USING',
-    'PARTITION', 'USE', 'IGNORE', 'FORCE', 'PROCEDURE', 'RETURNING', 'AS', 'INNER', 'LEFT', 'RIGHT', 'CROSS',
-    'NATURAL', 'FULL', 'OUTER', 'JOIN', 'STRAIGHT_JOIN', 'LATERAL', 'WITH', 'TABLE', 'AND', 'OR', 'NOT',
-})
-# Words that end a table_references clause.
-_CLAUSE_END = frozenset({
-    'WHERE', 'GROUP BY', 'GROUP', 'HAVING', 'ORDER BY', 'ORDER', 'LIMIT', 'UNION', 'UNION ALL', 'EXCEPT',
-    'INTERSECT', 'WINDOW', 'FOR', 'LOCK', 'INTO', 'SET', 'VALUES', 'VALUE', 'SELECT', 'PROCEDURE', 'RETURNING',
-    'UPDATE', 'DUPLICATE',
-})
-# FROM and USING inside these functions' parentheses are part of their syntax, not table clauses.
-_SYNTAX_FUNCTIONS = frozenset({
-    'EXTRACT', 'TRIM', 'SUBSTRING', 'SUBSTR', 'MID', 'POSITION', 'OVERLAY', 'CONVERT', 'CHAR',
-})
-_MODIFIERS = frozenset({'LOW_PRIORITY', 'HIGH_PRIORITY', 'DELAYED', 'IGNORE', 'QUICK'})
 
 
 @dataclass(frozen=True)
 class Policy:
     database: str = 'sakila'
-    allowed_statements: frozenset[str] = DEFAULT_STATEMENTS
-    allowed_tables: frozenset[str] = SAKILA_TABLES | SAKILA_VIEWS
-    blocked_functions: frozenset[str] = DEFAULT_BLOCKED_FUNCTIONS
+    allowed_statements: frozenset[str] = DEFAULT_STATEMENTS  # REPLACE may be added by configuration
+    read_tables: frozenset[str] = SAKILA_TABLES | SAKILA_VIEWS  # may appear anywhere a table is read
+    write_tables: frozenset[str] = SAKILA_TABLES  # may be the target of INSERT/REPLACE/UPDATE/DELETE
+    hidden_columns: frozenset[tuple[str, str]] = DEFAULT_HIDDEN_COLUMNS  # (table, column)
+    allowed_functions: frozenset[str] = frozenset()  # lower-case names allowed beyond the built-ins
     select_limit_cap: int = 1000
+    max_query_length: int = 8192
+    flavor: str = 'mariadb'  # or 'mysql': the server that will run the statement
+
+    @property
+    def allowed_tables(self) -> frozenset[str]:
+        """Every table the policy names, read or written."""
+        return self.read_tables | self.write_tables
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,7 @@ class ValidatedQuery:
     params: tuple[Scalar, ...]
     statement: str
     limit_appended: bool
+    kind: str = 'write'  # 'read' or 'write', as classify() reads the statement
 
 
 @dataclass(frozen=True)
@@ -100,33 +102,7 @@ class _Analysis:
     placeholders: int
     format_problem: str | None
     limit_appended: bool
-
-
-@dataclass(frozen=True)
-class _Cte:
-    """A common table expression and where its name means it rather than a table."""
-
-    name: str
-    body: tuple[int, int]  # token indexes of its parentheses
-    scope_end: int  # the ')' that closes the statement holding the WITH, or the end
-    recursive: bool
-
-    def covers(self, index: int) -> bool:
-        """Whether the name at token ``index`` refers to this CTE: after its body, within the scope;
-        inside its own body only when RECURSIVE (otherwise the name there is the real table)."""
-        start, end = self.body
-        return end < index <= self.scope_end or (self.recursive and start < index < end)
-
-
-@dataclass
-class _Names:
-    tables: list[tuple[str | None, str, int]] = field(default_factory=list)  # (schema or None, table, index)
-    aliases: set[str] = field(default_factory=set)
-    ctes: list[_Cte] = field(default_factory=list)
-    delete_targets: list[tuple[str | None, str]] = field(default_factory=list)
-
-    def is_cte(self, name: str, index: int) -> bool:
-        return any(cte.name == name and cte.covers(index) for cte in self.ctes)
+    kind: str
 
 
 class _Refused(Exception):
@@ -141,286 +117,1265 @@ def is_scalar(value: object) -> bool:
     return isinstance(value, float) and isfinite(value)
 
 
-def _matching_parens(toks: tuple[Tok, ...]) -> tuple[dict[int, int], list[int]]:
-    """Map each '(' to its ')' and each token to the index of the '(' that encloses it (-1: none)."""
-    match: dict[int, int] = {}
-    parent: list[int] = []
-    stack: list[int] = []
-    for i, tok in enumerate(toks):
-        if tok.value == ')':
-            match[stack.pop()] = i
-        parent.append(stack[-1] if stack else -1)
-        if tok.value == '(':
-            stack.append(i)
-    return match, parent
+# -- vocabulary -----------------------------------------------------------------------------------
+# MySQL 8.0 and MariaDB 10.11 reserved words, plus OFFSET, FETCH and RETURNING: such a word is never a
+# table, an alias or an unqualified column, so it ends whatever expression or table list precedes it.
+_RESERVED = frozenset({
+    'ACCESSIBLE', 'ADD', 'ALL', 'ALTER', 'ANALYZE', 'AND', 'AS', 'ASC', 'ASENSITIVE', 'BEFORE', 'BETWEEN', 'BIGINT',
+    'BINARY', 'BLOB', 'BOTH', 'BY', 'CALL', 'CASCADE', 'CASE', 'CHANGE', 'CHAR', 'CHARACTER', 'CHECK', 'COLLATE',
+    'COLUMN', 'CONDITION', 'CONSTRAINT', 'CONTINUE', 'CONVERT', 'CREATE', 'CROSS', 'CUBE', 'CUME_DIST',
+    'CURRENT_DATE', 'CURRENT_ROLE', 'CURRENT_TIME', 'CURRENT_TIMESTAMP', 'CURRENT_USER', 'CURSOR', 'DATABASE',
+    'DATABASES', 'DAY_HOUR', 'DAY_MICROSECOND', 'DAY_MINUTE', 'DAY_SECOND', 'DEC', 'DECIMAL', 'DECLARE', 'DEFAULT',
+    'DELAYED', 'DELETE', 'DELETE_DOMAIN_ID', 'DENSE_RANK', 'DESC', 'DESCRIBE', 'DETERMINISTIC', 'DISTINCT',
+    'DISTINCTROW', 'DIV', 'DO_DOMAIN_IDS', 'DOUBLE', 'DROP', 'DUAL', 'EACH', 'ELSE', 'ELSEIF', 'EMPTY', 'ENCLOSED',
+    'ESCAPED', 'EXCEPT', 'EXISTS', 'EXIT', 'EXPLAIN', 'FALSE', 'FETCH', 'FIRST_VALUE', 'FLOAT', 'FLOAT4', 'FLOAT8',
+    'FOR', 'FORCE', 'FOREIGN', 'FROM', 'FULLTEXT', 'FUNCTION', 'GENERAL', 'GENERATED', 'GET', 'GRANT', 'GROUP',
+    'GROUPING', 'GROUPS', 'HAVING', 'HIGH_PRIORITY', 'HOUR_MICROSECOND', 'HOUR_MINUTE', 'HOUR_SECOND', 'IF',
+    'IGNORE', 'IGNORE_DOMAIN_IDS', 'IGNORE_SERVER_IDS', 'IN', 'INDEX', 'INFILE', 'INNER', 'INOUT', 'INSENSITIVE',
+    'INSERT', 'INT', 'INT1', 'INT2', 'INT3', 'INT4', 'INT8', 'INTEGER', 'INTERSECT', 'INTERVAL', 'INTO',
+    'IO_AFTER_GTIDS', 'IO_BEFORE_GTIDS', 'IS', 'ITERATE', 'JOIN', 'JSON_TABLE', 'KEY', 'KEYS', 'KILL', 'LAG',
+    'LAST_VALUE', 'LATERAL', 'LEAD', 'LEADING', 'LEAVE', 'LEFT', 'LIKE', 'LIMIT', 'LINEAR', 'LINES', 'LOAD',
+    'LOCALTIME', 'LOCALTIMESTAMP', 'LOCK', 'LONG', 'LONGBLOB', 'LONGTEXT', 'LOOP', 'LOW_PRIORITY', 'MASTER_BIND',
+    'MASTER_HEARTBEAT_PERIOD', 'MASTER_SSL_VERIFY_SERVER_CERT', 'MATCH', 'MAXVALUE', 'MEDIUMBLOB', 'MEDIUMINT',
+    'MEDIUMTEXT', 'MIDDLEINT', 'MINUTE_MICROSECOND', 'MINUTE_SECOND', 'MOD', 'MODIFIES', 'NATURAL', 'NOT',
+    'NO_WRITE_TO_BINLOG', 'NTH_VALUE', 'NTILE', 'NULL', 'NUMERIC', 'OF', 'OFFSET', 'ON', 'OPTIMIZE',
+    'OPTIMIZER_COSTS', 'OPTION', 'OPTIONALLY', 'OR', 'ORDER', 'OUT', 'OUTER', 'OUTFILE', 'OVER', 'PAGE_CHECKSUM',
+    'PARSE_VCOL_EXPR', 'PARTITION', 'PERCENT_RANK', 'PRECISION', 'PRIMARY', 'PROCEDURE', 'PURGE', 'RANGE', 'RANK',
+    'READ', 'READS', 'READ_WRITE', 'REAL', 'RECURSIVE', 'REF_SYSTEM_ID', 'REFERENCES', 'REGEXP', 'RELEASE',
+    'RENAME', 'REPEAT', 'REPLACE', 'REQUIRE', 'RESIGNAL', 'RESTRICT', 'RETURN', 'RETURNING', 'REVOKE', 'RIGHT',
+    'RLIKE', 'ROW', 'ROW_NUMBER', 'ROWS', 'SCHEMA', 'SCHEMAS', 'SECOND_MICROSECOND', 'SELECT', 'SENSITIVE',
+    'SEPARATOR', 'SET', 'SHOW', 'SIGNAL', 'SLOW', 'SMALLINT', 'SPATIAL', 'SPECIFIC', 'SQL', 'SQL_BIG_RESULT',
+    'SQL_CALC_FOUND_ROWS', 'SQL_SMALL_RESULT', 'SQLEXCEPTION', 'SQLSTATE', 'SQLWARNING', 'SSL', 'STARTING',
+    'STATS_AUTO_RECALC', 'STATS_PERSISTENT', 'STATS_SAMPLE_PAGES', 'STORED', 'STRAIGHT_JOIN', 'SYSTEM', 'TABLE',
+    'TERMINATED', 'THEN', 'TINYBLOB', 'TINYINT', 'TINYTEXT', 'TO', 'TRAILING', 'TRIGGER', 'TRUE', 'UNDO', 'UNION',
+    'UNIQUE', 'UNLOCK', 'UNSIGNED', 'UPDATE', 'USAGE', 'USE', 'USING', 'UTC_DATE', 'UTC_TIME', 'UTC_TIMESTAMP',
+    'VALUES', 'VARBINARY', 'VARCHAR', 'VARCHARACTER', 'VARYING', 'VIRTUAL', 'WHEN', 'WHERE', 'WHILE', 'WINDOW',
+    'WITH', 'WRITE', 'XOR', 'YEAR_MONTH', 'ZEROFILL'
+})
+# Reserved words that are function calls when '(' follows them.
+_CALLABLE = frozenset({
+    'CHAR', 'CONVERT', 'CUME_DIST', 'CURRENT_DATE', 'CURRENT_ROLE', 'CURRENT_TIME', 'CURRENT_TIMESTAMP',
+    'CURRENT_USER', 'DATABASE', 'DEFAULT', 'DENSE_RANK', 'FIRST_VALUE', 'GROUPING', 'IF', 'INSERT', 'INTERVAL',
+    'JSON_TABLE', 'LAG', 'LAST_VALUE', 'LEAD', 'LEFT', 'LOCALTIME', 'LOCALTIMESTAMP', 'MATCH', 'MOD', 'NTH_VALUE',
+    'NTILE', 'PERCENT_RANK', 'RANK', 'REPEAT', 'REPLACE', 'RIGHT', 'ROW', 'ROW_NUMBER', 'SCHEMA', 'UTC_DATE',
+    'UTC_TIME', 'UTC_TIMESTAMP', 'VALUES'
+})
+# Words an expression may hold that are neither columns nor function names; '(' after them opens a
+# parenthesised expression or subquery, not a call (MOD, INTERVAL and DEFAULT are also functions).
+_EXPR_KEYWORDS = frozenset({
+    'ALL', 'AND', 'ANY', 'AS', 'BETWEEN', 'BINARY', 'CASE', 'COLLATE', 'DEFAULT', 'DISTINCT', 'DIV', 'ELSE', 'END',
+    'ESCAPE', 'EXISTS', 'FALSE', 'IN', 'INTERVAL', 'IS', 'LIKE', 'MEMBER', 'MOD', 'NOT', 'NULL', 'OF', 'OR',
+    'REGEXP', 'RLIKE', 'SOME', 'SOUNDS', 'THEN', 'TRUE', 'UNKNOWN', 'WHEN', 'XOR'
+})
+_LIST_KEYWORDS = frozenset({'IN', 'ANY', 'ALL', 'SOME', 'EXISTS'})
+_DATE_UNITS = frozenset({
+    'MICROSECOND', 'SECOND', 'MINUTE', 'HOUR', 'DAY', 'WEEK', 'MONTH', 'QUARTER', 'YEAR', 'SECOND_MICROSECOND',
+    'MINUTE_MICROSECOND', 'MINUTE_SECOND', 'HOUR_MICROSECOND', 'HOUR_SECOND', 'HOUR_MINUTE', 'DAY_MICROSECOND',
+    'DAY_SECOND', 'DAY_MINUTE', 'DAY_HOUR', 'YEAR_MONTH', 'SQL_TSI_MICROSECOND', 'SQL_TSI_SECOND', 'SQL_TSI_MINUTE',
+    'SQL_TSI_HOUR', 'SQL_TSI_DAY', 'SQL_TSI_WEEK', 'SQL_TSI_MONTH', 'SQL_TSI_QUARTER', 'SQL_TSI_YEAR'
+})
+_TYPED_LITERALS = frozenset({'DATE', 'TIME', 'TIMESTAMP'})
+_TYPE_WORDS = frozenset({
+    'ARRAY', 'ASCII', 'BIGINT', 'BINARY', 'BIT', 'BLOB', 'BOOL', 'BOOLEAN', 'BYTE', 'CHAR', 'CHARACTER', 'DATE',
+    'DATETIME', 'DEC', 'DECIMAL', 'DOUBLE', 'FIXED', 'FLOAT', 'FLOAT4', 'FLOAT8', 'GEOMETRY', 'INET4', 'INET6',
+    'INT', 'INT1', 'INT2', 'INT3', 'INT4', 'INT8', 'INTEGER', 'JSON', 'LINESTRING', 'LONG', 'LONGBLOB', 'LONGTEXT',
+    'MEDIUMBLOB', 'MEDIUMINT', 'MEDIUMTEXT', 'NATIONAL', 'NCHAR', 'NUMERIC', 'NVARCHAR', 'POINT', 'POLYGON',
+    'PRECISION', 'REAL', 'SIGNED', 'SMALLINT', 'TEXT', 'TIME', 'TIMESTAMP', 'TINYBLOB', 'TINYINT', 'TINYTEXT',
+    'UNICODE', 'UNSIGNED', 'UUID', 'VARBINARY', 'VARCHAR', 'VARCHARACTER', 'VARYING', 'YEAR', 'ZEROFILL'
+})
+_SELECT_MODIFIERS = frozenset({
+    'ALL', 'DISTINCT', 'DISTINCTROW', 'HIGH_PRIORITY', 'STRAIGHT_JOIN', 'SQL_SMALL_RESULT', 'SQL_BIG_RESULT',
+    'SQL_BUFFER_RESULT', 'SQL_NO_CACHE', 'SQL_CACHE', 'SQL_CALC_FOUND_ROWS',
+})
+_INSERT_MODIFIERS = frozenset({'LOW_PRIORITY', 'DELAYED', 'HIGH_PRIORITY', 'IGNORE'})
+_JOIN_WORDS = frozenset({'JOIN', 'INNER', 'CROSS', 'STRAIGHT_JOIN', 'LEFT', 'RIGHT', 'NATURAL'})
+_SET_OPERATORS = frozenset({'UNION', 'EXCEPT', 'INTERSECT'})
+# Words that can never be an alias in a table list, though MySQL does not reserve them all.
+_NEVER_ALIAS = frozenset({'VALUE', 'VALUES', 'RETURNING'})
+_NONE: frozenset[str] = frozenset()
+_ORDER_WORDS = frozenset({'ASC', 'DESC'})
+_WINDOW_WORDS = frozenset({
+    'PARTITION', 'BY', 'ORDER', 'ASC', 'DESC', 'ROWS', 'RANGE', 'GROUPS', 'UNBOUNDED', 'PRECEDING', 'FOLLOWING',
+    'CURRENT', 'ROW', 'EXCLUDE', 'NO', 'OTHERS', 'TIES', 'GROUP',
+})
+_TRIM_WORDS = frozenset({'BOTH', 'LEADING', 'TRAILING', 'FROM'})
+_SUBSTRING_WORDS = frozenset({'FROM', 'FOR'})
+_GROUP_CONCAT_WORDS = frozenset({'ORDER', 'BY', 'ASC', 'DESC', 'SEPARATOR', 'LIMIT', 'OFFSET'})
+_AGAINST_WORDS = frozenset({'NATURAL', 'LANGUAGE', 'MODE', 'BOOLEAN', 'WITH', 'QUERY', 'EXPANSION'})
+_COMPARISONS = frozenset({'=', '<=>', '>=', '<='})
+
+# Roles of a '(' for the WHERE analysis: a parenthesised expression is looked into, the rest is opaque.
+_GROUP, _OPAQUE, _SUBQUERY, _LIST = 1, 2, 3, 4
 
 
-class _Reader:
-    """Finds table references, aliases and CTE names in a token sequence."""
+@dataclass
+class _Block:
+    """One SELECT (or TABLE) and its FROM clause: for the ``*`` check, and DELETE's target resolution."""
 
-    def __init__(self, toks: tuple[Tok, ...], verb: str) -> None:
+    star: int = -1  # token index of a '*' or 't.*' select item
+    bindings: list[tuple[str, str, int]] = field(default_factory=list)  # (exposed name, table, ref index or -1)
+
+
+@lru_cache(maxsize=64)
+def _hidden(policy: Policy) -> tuple[dict[str, str], frozenset[str]]:
+    """(hidden column name -> 'table.column, ...', tables with hidden columns) of a policy."""
+    names: dict[str, list[str]] = {}
+    for table, column in sorted(policy.hidden_columns):
+        names.setdefault(column.lower(), []).append(f'{table.lower()}.{column.lower()}')
+    tables = frozenset(table.lower() for table, _ in policy.hidden_columns)
+    return {name: ', '.join(where) for name, where in names.items()}, tables
+
+
+class _Parser:
+    """Reads one statement's tokens once, left to right, and collects what the policy checks."""
+
+    def __init__(self, toks: tuple[Tok, ...], policy: Policy) -> None:
         self.toks = toks
-        self.verb = verb
-        self.n = len(toks)
-        self.match, self.parent = _matching_parens(toks)
-        self.names = _Names()
-        self.read_joins: set[int] = set()  # JOIN words already read as part of a clause
+        self.policy = policy
+        n = self.n = len(toks)
+        # Parallel arrays with a sentinel at index n, so that lookahead needs no bounds checks.
+        self.k = [tok.kind for tok in toks] + ['']
+        self.v = [tok.value for tok in toks] + ['']
+        self.w = [tok.up if tok.kind == 'word' else '' for tok in toks] + ['']
+        match = [-1] * (n + 1)
+        stack: list[int] = []
+        for i, tok in enumerate(toks):
+            if tok.kind == 'punct':
+                if tok.value == '(':
+                    stack.append(i)
+                elif tok.value == ')':
+                    match[stack.pop()] = i
+        self.match = match
+        self.cols = bytearray(n + 1)  # 1: the token is a column (or alias) identifier
+        self.role = bytearray(n + 1)  # role of each '('
+        self.scopes: list[set[str]] = []  # CTE names visible, innermost last
+        self.aliases: set[str] = set()  # table aliases, derived tables, CTEs, row alias: valid qualifiers
+        self.quals: list[tuple[int, ...]] = []  # token indexes of the qualifier parts of each x.y / x.y.z / x.*
+        self.refs: list[tuple[str | None, str, int, str]] = []  # (schema, table, token index, 'read'/'write')
+        self.blocks: list[_Block] = []
+        self.where: tuple[int, int] | None = None  # the top-level WHERE of UPDATE/DELETE, token range
 
-    # -- token predicates -------------------------------------------------------------------------
-    def word(self, i: int, *ups: str) -> bool:
-        return i < self.n and self.toks[i].kind == 'word' and (not ups or self.toks[i].up in ups)
-
-    def punct(self, i: int, value: str) -> bool:
-        return i < self.n and self.toks[i].value == value
-
-    def ident(self, i: int) -> bool:
-        return i < self.n and self.toks[i].kind in ('word', 'qword')
-
-    def joins(self, i: int) -> bool:
-        return self.word(i) and self.toks[i].up.endswith('JOIN')
-
-    def alias_at(self, i: int) -> bool:
+    # -- errors -----------------------------------------------------------------------------------
+    def _at(self, i: int) -> str:
         if i >= self.n:
-            return False
+            return 'at the end'
         tok = self.toks[i]
-        if tok.kind == 'qword':
+        return f'at offset {tok.start} ({tok.value[:30]!r})'
+
+    def unsupported(self, i: int, what: str) -> _Refused:
+        return _Refused('unsupported_syntax', f'cannot read the statement {self._at(i)}: {what}', 400)
+
+    def unreadable(self, i: int, what: str) -> _Refused:
+        return _Refused('unreadable_table_reference', f'cannot read the table reference {self._at(i)}: {what}')
+
+    # -- small predicates -------------------------------------------------------------------------
+    def is_name(self, i: int) -> bool:
+        """An identifier: a backtick name, or a word MySQL does not reserve."""
+        kind = self.k[i]
+        return kind == 'qword' or (kind == 'word' and self.w[i] not in _RESERVED)
+
+    def is_cte(self, name: str) -> bool:
+        return any(name in frame for frame in self.scopes)
+
+    def after_value(self, i: int) -> bool:
+        """Token ``i`` directly follows a literal or a ')' (as the unit in INTERVAL 1 DAY does)."""
+        return i > 0 and (self.k[i - 1] in ('number', 'string', 'placeholder') or self.v[i - 1] == ')')
+
+    def starts_query(self, j: int) -> bool:
+        """Whether the tokens from ``j`` (just inside a '(') are a query rather than an expression."""
+        up = self.w[j]
+        if up in ('SELECT', 'WITH', 'TABLE', 'VALUES'):
             return True
-        return tok.kind == 'word' and tok.up not in _CLAUSE_WORDS and not tok.up.endswith('JOIN')
+        if self.v[j] == '(':
+            after = self.match[j] + 1
+            if self.v[after] == ')' or self.w[after] in _SET_OPERATORS or self.w[after] in ('ORDER', 'LIMIT'):
+                return self.starts_query(j + 1)
+        return False
 
-    def fail(self, i: int, what: str) -> _Refused:
-        where = f'at offset {self.toks[i].start}' if i < self.n else 'at the end'
-        return _Refused('unreadable_table_reference', f'cannot read the table reference {where}: {what}')
+    # -- statements -------------------------------------------------------------------------------
+    def statement(self, verb: str) -> None:
+        w = self.w
+        i = 0
+        if w[0] == 'WITH' and verb in ('UPDATE', 'DELETE'):
+            i = self.with_clause(0)
+        if verb == 'SELECT':
+            i = self.query_expression(0)
+        elif verb in ('INSERT', 'REPLACE'):
+            if w[0] != verb:
+                raise self.unsupported(0, f'a WITH clause goes after {verb} ..., before its SELECT')
+            i = self.insert(0)
+        elif verb == 'UPDATE' and w[i] == 'UPDATE':
+            i = self.update(i)
+        elif verb == 'DELETE' and w[i] == 'DELETE':
+            i = self.delete(i)
+        else:
+            raise self.unsupported(i, f'the validator cannot read {verb} statements')
+        if i != self.n:
+            raise self.unsupported(i, 'unexpected text')
 
-    # -- grammar ----------------------------------------------------------------------------------
-    def in_function_syntax(self, i: int) -> bool:
-        """Token ``i`` sits directly inside EXTRACT(...), TRIM(...) and the like, not in a subquery."""
-        enclosing = self.parent[i]
-        return (
-            enclosing > 0
-            and self.word(enclosing - 1, *_SYNTAX_FUNCTIONS)
-            and not self.word(enclosing + 1, *_SUBQUERY_STARTS)
-        )
+    def query_expression(self, i: int) -> int:
+        scoped = self.w[i] == 'WITH'
+        if scoped:
+            i = self.with_clause(i)
+        i = self.query_term(i)
+        while self.w[i] in _SET_OPERATORS:
+            i += 1
+            if self.w[i] in ('ALL', 'DISTINCT'):
+                i += 1
+            i = self.query_term(i)
+        i = self.order_limit(i)
+        i = self.locking(i)
+        if scoped:
+            self.scopes.pop()
+        return i
 
-    def read(self) -> _Names:
-        for i, tok in enumerate(self.toks):
-            if tok.kind != 'word':
+    def query_term(self, i: int) -> int:
+        up = self.w[i]
+        if up == 'SELECT':
+            return self.select_body(i)
+        if self.v[i] == '(':
+            close = self.match[i]
+            self.role[i] = _SUBQUERY
+            j = self.query_expression(i + 1)
+            if j != close:
+                raise self.unsupported(j, 'expected the end of the parenthesised query')
+            return close + 1
+        if up == 'TABLE':  # TABLE t is SELECT * FROM t
+            block = _Block(star=i)
+            self.blocks.append(block)
+            if not self.is_name(i + 1):
+                raise self.unreadable(i + 1, 'expected a table name after TABLE')
+            j, schema, table = self.table_name(i + 1)
+            ref = self.add_table(schema, table, i + 1, 'read')
+            block.bindings.append((table, table, ref))
+            return j
+        if up == 'VALUES':
+            return self.value_rows(i + 1)
+        raise self.unsupported(i, 'expected SELECT')
+
+    def select_body(self, i: int) -> int:
+        w = self.w
+        block = _Block()
+        self.blocks.append(block)
+        i += 1
+        while w[i] in _SELECT_MODIFIERS:
+            i += 1
+        i = self.select_list(i, block)
+        if w[i] == 'FROM':
+            i = self.table_references(i + 1, 'read', block)
+        if w[i] == 'WHERE':
+            i = self.condition(i + 1)
+        if w[i] == 'GROUP' and w[i + 1] == 'BY':
+            i = self.expr_list(i + 2, _ORDER_WORDS)
+            if w[i] == 'WITH' and w[i + 1] == 'ROLLUP':
+                i += 2
+        if w[i] == 'HAVING':
+            i = self.condition(i + 1)
+        if w[i] == 'WINDOW':
+            i = self.window_definitions(i + 1)
+        return i
+
+    def select_list(self, i: int, block: _Block) -> int:
+        v = self.v
+        while True:
+            if v[i] == '*':
+                block.star = i
+                i += 1
+            elif self.is_name(i) and v[i + 1] == '.' and v[i + 2] == '*':
+                block.star = i
+                self.quals.append((i,))
+                i += 3
+            elif (self.is_name(i) and v[i + 1] == '.' and self.k[i + 2] in ('word', 'qword') and v[i + 3] == '.'
+                  and v[i + 4] == '*'):
+                block.star = i
+                self.quals.append((i, i + 2))
+                i += 5
+            else:
+                j = self.expr(i)
+                if j == i:
+                    raise self.unsupported(i, 'expected a select expression')
+                i = j
+            if v[i] != ',':
+                return i
+            i += 1
+
+    def order_limit(self, i: int) -> int:
+        w = self.w
+        if w[i] == 'ORDER' and w[i + 1] == 'BY':
+            i = self.expr_list(i + 2, _ORDER_WORDS)
+        if w[i] == 'LIMIT':
+            i = self.limit(i)
+        if w[i] == 'OFFSET':
+            i = self.count(i + 1)
+            if w[i] in ('ROW', 'ROWS'):
+                i += 1
+        if w[i] == 'FETCH':
+            if w[i + 1] not in ('FIRST', 'NEXT'):
+                raise self.unsupported(i + 1, 'expected FETCH FIRST or FETCH NEXT')
+            i += 2
+            if self.k[i] in ('number', 'placeholder'):
+                i += 1
+            if w[i] not in ('ROW', 'ROWS'):
+                raise self.unsupported(i, 'expected ROWS')
+            i += 1
+            if w[i] == 'ONLY':
+                i += 1
+            elif w[i] == 'WITH' and w[i + 1] == 'TIES':
+                i += 2
+            else:
+                raise self.unsupported(i, 'expected ONLY or WITH TIES')
+        return i
+
+    def count(self, i: int) -> int:
+        if self.k[i] not in ('number', 'placeholder'):
+            raise self.unsupported(i, 'expected a number or %s')
+        return i + 1
+
+    def limit(self, i: int) -> int:
+        i = self.count(i + 1)
+        if self.v[i] == ',' or self.w[i] == 'OFFSET':
+            i = self.count(i + 1)
+        return i
+
+    def locking(self, i: int) -> int:
+        w = self.w
+        while True:
+            if w[i] == 'FOR' and w[i + 1] in ('UPDATE', 'SHARE'):
+                i += 2
+                if w[i] == 'OF':
+                    i += 1
+                    while True:
+                        if not self.is_name(i):
+                            raise self.unsupported(i, 'expected a table name after OF')
+                        i = self.table_name(i)[0]
+                        if self.v[i] != ',':
+                            break
+                        i += 1
+                if w[i] == 'NOWAIT':
+                    i += 1
+                elif w[i] == 'SKIP' and w[i + 1] == 'LOCKED':
+                    i += 2
+                elif w[i] == 'WAIT':
+                    i = self.count(i + 1)
+            elif w[i] == 'LOCK' and w[i + 1] == 'IN' and w[i + 2] == 'SHARE' and w[i + 3] == 'MODE':
+                i += 4
+            else:
+                return i
+
+    def with_clause(self, i: int) -> int:
+        """WITH [RECURSIVE] name [(cols)] AS (query) {, ...}; pushes the scope its caller pops."""
+        w, v = self.w, self.v
+        i += 1
+        recursive = w[i] == 'RECURSIVE'
+        if recursive:
+            i += 1
+        frame: set[str] = set()
+        self.scopes.append(frame)
+        while True:
+            if not self.is_name(i):
+                raise self.unsupported(i, 'expected the name of a common table expression')
+            name = self.toks[i].name
+            i += 1
+            if v[i] == '(':
+                i = self.name_list(i)
+            if w[i] != 'AS' or v[i + 1] != '(':
+                raise self.unsupported(i, 'expected AS (')
+            open_ = i + 1
+            close = self.match[open_]
+            self.role[open_] = _SUBQUERY
+            if recursive:  # its own body reads the CTE; otherwise the name there is the real table
+                frame.add(name)
+            j = self.query_expression(open_ + 1)
+            if j != close:
+                raise self.unsupported(j, 'expected the end of the common table expression')
+            frame.add(name)
+            self.aliases.add(name)
+            i = close + 1
+            if v[i] != ',':
+                return i
+            i += 1
+
+    def insert(self, i: int) -> int:
+        w, v = self.w, self.v
+        verb = w[i]
+        i += 1
+        while w[i] in _INSERT_MODIFIERS:
+            i += 1
+        if w[i] == 'INTO':
+            i += 1
+        if not self.is_name(i):
+            raise self.unreadable(i, f'expected the table to {verb.lower()} into')
+        j, schema, table = self.table_name(i)
+        self.refs.append((schema, table, i, 'write'))
+        if w[j] == 'PARTITION' and v[j + 1] == '(':
+            j = self.name_list(j + 1)
+        if v[j] == '(' and not self.starts_query(j + 1):
+            j = self.name_list(j)
+        if w[j] in ('VALUES', 'VALUE'):
+            j = self.row_alias(self.value_rows(j + 1))
+        elif w[j] == 'SET':
+            j = self.row_alias(self.assignments(j + 1))
+        elif self.starts_query(j) or v[j] == '(':
+            j = self.query_expression(j)
+        else:
+            raise self.unsupported(j, 'expected VALUES, SET or SELECT')
+        if w[j] == 'ON' and w[j + 1] == 'DUPLICATE' and w[j + 2] == 'KEY' and w[j + 3] == 'UPDATE':
+            if verb == 'REPLACE':
+                raise self.unsupported(j, 'REPLACE has no ON DUPLICATE KEY UPDATE')
+            j = self.assignments(j + 4)
+        if w[j] == 'RETURNING':
+            raise self.unsupported(j, 'RETURNING is not supported')
+        return j
+
+    def value_rows(self, j: int) -> int:
+        v = self.v
+        while True:
+            if self.w[j] == 'ROW' and v[j + 1] == '(':
+                j += 1
+            if v[j] != '(':
+                raise self.unsupported(j, 'expected a parenthesised row of values')
+            close = self.match[j]
+            self.role[j] = _LIST
+            if v[j + 1] != ')' and self.expr_list(j + 1) != close:
+                raise self.unsupported(j, 'cannot read this row of values')
+            j = close + 1
+            if v[j] != ',':
+                return j
+            j += 1
+
+    def row_alias(self, j: int) -> int:
+        """MySQL 8's INSERT ... VALUES (...) AS new [(a, b)] ON DUPLICATE KEY UPDATE x = new.x."""
+        if self.w[j] != 'AS':
+            return j
+        if self.policy.flavor != 'mysql':
+            raise _Refused(
+                'unsupported_syntax',
+                'MariaDB has no row alias (INSERT ... VALUES (...) AS new); '
+                'write ON DUPLICATE KEY UPDATE last_name = VALUES(last_name) instead',
+                400,
+            )
+        if not self.is_name(j + 1):
+            raise self.unsupported(j + 1, 'expected the row alias')
+        self.aliases.add(self.toks[j + 1].name)
+        j += 2
+        if self.v[j] == '(':
+            j = self.name_list(j)
+        return j
+
+    def assignments(self, j: int) -> int:
+        v = self.v
+        while True:
+            if not self.is_name(j):
+                raise self.unsupported(j, 'expected a column to assign')
+            if v[j + 1] == '.':
+                j = self.qualified(j)
+            else:
+                self.cols[j] = 1
+                j += 1
+            if v[j] != '=' or self.k[j] != 'op':
+                raise self.unsupported(j, "expected '=' (':=' is not supported)")
+            j = self.condition(j + 1)
+            if v[j] != ',':
+                return j
+            j += 1
+
+    def where_clause(self, i: int) -> int:
+        if self.w[i] != 'WHERE':
+            return i
+        j = self.condition(i + 1)
+        self.where = (i + 1, j)
+        return j
+
+    def update(self, i: int) -> int:
+        w = self.w
+        i += 1
+        while w[i] in ('LOW_PRIORITY', 'IGNORE'):
+            i += 1
+        i = self.table_references(i, 'write', _Block())
+        if w[i] != 'SET':
+            raise self.unsupported(i, 'expected SET')
+        i = self.where_clause(self.assignments(i + 1))
+        if w[i] == 'ORDER' and w[i + 1] == 'BY':
+            i = self.expr_list(i + 2, _ORDER_WORDS)
+        if w[i] == 'LIMIT':
+            i = self.count(i + 1)
+        return i
+
+    def delete(self, i: int) -> int:
+        w = self.w
+        i += 1
+        while w[i] in ('LOW_PRIORITY', 'QUICK', 'IGNORE'):
+            i += 1
+        multi = True
+        block = _Block()
+        if w[i] == 'FROM':
+            first = i + 1
+            j, targets = self.delete_targets(first)
+            if w[j] == 'USING':  # DELETE FROM t1, t2 USING <table references>
+                if self.v[j + 1] == '(':
+                    raise self.unreadable(j + 1, 'DELETE ... USING (...) is not supported; list the tables '
+                                                 'without parentheses')
+                j = self.table_references(j + 1, 'read', block)
+            else:  # DELETE FROM t [[AS] alias] [PARTITION (...)]
+                if len(targets) != 1 or targets[0][3]:
+                    raise self.unreadable(first, 'expected one table, or a USING clause')
+                multi = False
+                j, schema, table = self.table_name(first)
+                ref = self.add_table(schema, table, first, 'write')
+                if ref < 0:
+                    raise _Refused('table_not_writable', f'{table} is a common table expression, not a table')
+                j = self.after_table(j, table, ref, block)
+                targets = []
+        else:  # DELETE t1, t2 FROM <table references>
+            j, targets = self.delete_targets(i)
+            if not targets or w[j] != 'FROM':
+                raise self.unreadable(j, 'expected the tables to delete from, then FROM')
+            j = self.table_references(j + 1, 'read', block)
+        if multi:
+            self.resolve_delete_targets(targets, block)
+        j = self.where_clause(j)
+        if not multi:
+            if w[j] == 'ORDER' and w[j + 1] == 'BY':
+                j = self.expr_list(j + 2, _ORDER_WORDS)
+            if w[j] == 'LIMIT':
+                j = self.count(j + 1)
+        if w[j] == 'RETURNING':
+            raise self.unsupported(j, 'RETURNING is not supported')
+        return j
+
+    def delete_targets(self, i: int) -> tuple[int, list[tuple[str | None, str, int, bool]]]:
+        """t[.*] {, t[.*]}: (index after, [(schema, name, token index, star)])."""
+        v, k = self.v, self.k
+        targets: list[tuple[str | None, str, int, bool]] = []
+        while self.is_name(i):
+            start = i
+            parts = [self.toks[i].name]
+            star = False
+            i += 1
+            while v[i] == '.':
+                if k[i + 1] in ('word', 'qword'):
+                    parts.append(self.toks[i + 1].name)
+                    i += 2
+                elif v[i + 1] == '*':
+                    star = True
+                    i += 2
+                    break
+                else:
+                    raise self.unreadable(i, "expected a name or '*' after '.'")
+            if len(parts) > 2:
+                raise self.unreadable(start, 'too many name parts')
+            targets.append((parts[0] if len(parts) == 2 else None, parts[-1], start, star))
+            if v[i] != ',':
+                break
+            i += 1
+        return i, targets
+
+    def resolve_delete_targets(self, targets: list[tuple[str | None, str, int, bool]], block: _Block) -> None:
+        """Each multi-table DELETE target names a table (or its alias) of the statement's table list:
+        that table becomes a write target."""
+        by_name: dict[str, list[int]] = {}
+        by_table: dict[str, list[int]] = {}
+        for exposed, table, ref in block.bindings:
+            by_name.setdefault(exposed, []).append(ref)
+            if exposed == table:
+                by_table.setdefault(table, []).append(ref)
+        done: set[tuple[str | None, str]] = set()
+        for schema, name, _index, _star in targets:
+            if (schema, name) in done:
                 continue
-            up = tok.up
-            if up == 'WITH':
-                self.ctes(i + 1)
-            elif up in ('FROM', 'USING'):
-                if self.in_function_syntax(i) or (up == 'USING' and self.punct(i + 1, '(')):
-                    continue
-                self.clause(i + 1, tok.depth)
-            elif up == 'TABLE' or (up.endswith('JOIN') and i not in self.read_joins):
-                self.clause(i + 1, tok.depth)
-            elif up == 'UPDATE':
-                if i > 0 and self.word(i - 1, 'KEY', 'FOR'):
-                    continue
-                self.clause(self.skip_modifiers(i + 1), tok.depth)
-            elif up in ('INSERT', 'REPLACE'):
-                if self.punct(i + 1, '('):
-                    continue  # the string functions INSERT() and REPLACE()
-                j = self.skip_modifiers(i + 1)
-                if self.word(j, 'INTO'):
-                    j += 1
-                self.ref(j, single=True)
-            elif up == 'DELETE':
-                self.delete_targets(self.skip_modifiers(i + 1))
-            elif (
-                up in ('DESCRIBE', 'DESC', 'EXPLAIN')
-                and i == 0
-                and self.ident(i + 1)
-                and not self.word(i + 1, 'SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'WITH')
-            ):
-                self.ref(i + 1, single=True)
-        return self.names
+            done.add((schema, name))
+            if schema is not None:
+                if schema in SYSTEM_SCHEMAS:
+                    raise _Refused('system_schema', f'the system schema {schema} is not accessible')
+                if schema != self.policy.database:
+                    raise _Refused('schema_not_allowed',
+                                   f'only the {self.policy.database} database is accessible, not {schema}')
+                found = by_table.get(name, [])
+            else:
+                found = by_name.get(name, [])
+            if not found:
+                raise _Refused('table_not_allowed', f'the DELETE target {name} is not a table of this statement')
+            for ref in found:
+                if ref < 0:
+                    raise _Refused('table_not_writable', f'the DELETE target {name} is not a table')
+                ref_schema, table, index, _mode = self.refs[ref]
+                self.refs[ref] = (ref_schema, table, index, 'write')
 
-    def skip_modifiers(self, i: int) -> int:
-        while self.word(i, *_MODIFIERS):
+    # -- table references -------------------------------------------------------------------------
+    def table_references(self, i: int, mode: str, block: _Block) -> int:
+        while True:
+            i = self.table_ref(i, mode, block)
+            if self.v[i] != ',':
+                return i
+            i += 1
+
+    def table_ref(self, i: int, mode: str, block: _Block) -> int:
+        w = self.w
+        i = self.table_factor(i, mode, block)
+        while True:
+            up = w[i]
+            if up in _JOIN_WORDS:
+                i = self.table_factor(self.join_words(i), mode, block)
+            elif up == 'ON' and w[i + 1] != 'DUPLICATE':
+                i = self.condition(i + 1)
+            elif up == 'USING':
+                if self.v[i + 1] != '(':
+                    raise self.unreadable(i, 'USING needs a parenthesised column list')
+                i = self.name_list(i + 1)
+            else:
+                return i
+
+    def join_words(self, i: int) -> int:
+        w = self.w
+        up = w[i]
+        if up == 'STRAIGHT_JOIN':
+            return i + 1
+        i += 1
+        if up == 'NATURAL':
+            if w[i] in ('LEFT', 'RIGHT'):
+                i += 1
+                if w[i] == 'OUTER':
+                    i += 1
+            elif w[i] == 'INNER':
+                i += 1
+        elif up in ('LEFT', 'RIGHT') and w[i] == 'OUTER':
+            i += 1
+        if up != 'JOIN':
+            if w[i] != 'JOIN':
+                raise self.unreadable(i, 'expected JOIN')
             i += 1
         return i
 
-    def ctes(self, i: int) -> None:
-        enclosing = self.parent[i - 1]
-        scope_end = self.match[enclosing] if enclosing >= 0 else self.n
-        recursive = self.word(i, 'RECURSIVE')
-        if recursive:
-            i += 1
-        while self.ident(i):
-            name = self.toks[i].name
-            i += 1
-            if self.punct(i, '('):
-                i = self.match[i] + 1
-            if not self.word(i, 'AS') or not self.punct(i + 1, '('):
-                return
-            body = (i + 1, self.match[i + 1])
-            self.names.ctes.append(_Cte(name, body, scope_end, recursive))
-            i = body[1] + 1
-            if not self.punct(i, ','):
-                return
-            i += 1
-
-    def clause(self, i: int, depth: int) -> None:
-        """A table_references clause: refs separated by ',' or JOIN words, up to a clause keyword.
-
-        Join conditions (ON ..., USING (...)) are stepped over; a ',' at the clause's depth always
-        starts another reference, so ``FROM a JOIN b ON a.x = b.x, c`` reads c too.
-        """
-        expect_ref = True
-        while i < self.n:
-            tok = self.toks[i]
-            if tok.depth < depth:
-                return
-            if expect_ref:
-                if self.word(i, 'LATERAL'):
-                    i += 1
-                i = self.ref(i)
-                expect_ref = False
-                continue
-            if tok.value == '(':
-                i = self.match[i] + 1  # a join condition's parentheses; subqueries are read on their own
-                continue
-            if tok.value == ',' or self.joins(i):
-                self.read_joins.add(i)
-                expect_ref = True
-            elif tok.value == ';' or (tok.kind == 'word' and tok.up in _CLAUSE_END):
-                return
-            i += 1
-
-    def ref(self, i: int, single: bool = False) -> int:
-        """One table reference starting at ``i``; returns the index after it."""
-        if self.punct(i, '('):
+    def table_factor(self, i: int, mode: str, block: _Block) -> int:
+        w, v = self.w, self.v
+        if v[i] == '(':
             close = self.match[i]
-            k = i + 1
-            while self.punct(k, '('):
-                k += 1
-            if self.word(k, *_SUBQUERY_STARTS):
-                pass  # a derived table: its own FROM clauses are read where they stand
-            else:
-                self.clause(i + 1, self.toks[i].depth + 1)
-            return self.alias(close + 1, single)
-        if not self.ident(i):
-            raise self.fail(i, 'expected a table name')
-        parts = [self.toks[i].name]
-        j = i + 1
-        while self.punct(j, '.') and (self.ident(j + 1) or self.punct(j + 1, '*')):
-            parts.append(self.toks[j + 1].name)
-            j += 2
-        if parts[-1] == '*':
-            parts.pop()
-        if len(parts) > 2:
-            raise self.fail(i, 'too many name parts')
-        schema = parts[0] if len(parts) == 2 else None
-        self.names.tables.append((schema, parts[-1], i))
-        return self.alias(j, single)
+            if self.starts_query(i + 1):
+                return self.derived_table(i, block)
+            self.role[i] = _OPAQUE
+            j = self.table_references(i + 1, mode, block)
+            if j != close:
+                raise self.unreadable(j, "expected ')'")
+            return close + 1
+        if w[i] == 'LATERAL':
+            if v[i + 1] != '(' or not self.starts_query(i + 2):
+                raise self.unreadable(i, 'LATERAL needs a parenthesised subquery')
+            return self.derived_table(i + 1, block)
+        if w[i] == 'JSON_TABLE' and v[i + 1] == '(':
+            j = self.json_table(i)
+            j, alias = self.alias(j)
+            if alias:
+                block.bindings.append((alias, alias, -1))
+            return j
+        if w[i] == 'DUAL':
+            return i + 1
+        if not self.is_name(i):
+            raise self.unreadable(i, 'expected a table name')
+        j, schema, table = self.table_name(i)
+        ref = self.add_table(schema, table, i, mode)
+        return self.after_table(j, table, ref, block)
 
-    def alias(self, j: int, single: bool) -> int:
-        while j < self.n:
-            if self.word(j, 'PARTITION') and self.punct(j + 1, '('):
-                j = self.match[j + 1] + 1
-            elif self.word(j, 'USE', 'IGNORE', 'FORCE') and self.word(j + 1, 'INDEX', 'KEY'):
-                k = j + 2
-                while k < self.n and not self.punct(k, '('):
-                    k += 1
-                if k >= self.n:
-                    raise self.fail(j, 'index hint without a column list')
-                j = self.match[k] + 1
-            elif single:
-                return j
-            elif self.word(j, 'AS'):
-                if not self.ident(j + 1):
-                    raise self.fail(j, 'AS without an alias')
-                self.names.aliases.add(self.toks[j + 1].name)
-                j += 2
-            elif self.alias_at(j) and not self.punct(j + 1, '(') and not self.punct(j + 1, '.'):
-                self.names.aliases.add(self.toks[j].name)
-                j += 1
-            elif self.punct(j, '(') and self.toks[j - 1].kind in ('word', 'qword') and j > 0:
-                j = self.match[j] + 1  # derived table column list: (SELECT ...) AS t (a, b)
-            else:
-                return j
+    def derived_table(self, i: int, block: _Block) -> int:
+        close = self.match[i]
+        self.role[i] = _SUBQUERY
+        j = self.query_expression(i + 1)
+        if j != close:
+            raise self.unsupported(j, 'expected the end of the derived table')
+        j, alias = self.alias(close + 1)
+        if alias:
+            block.bindings.append((alias, alias, -1))
+            if self.v[j] == '(':  # (SELECT ...) AS t (a, b)
+                j = self.name_list(j)
         return j
 
-    def delete_targets(self, i: int) -> None:
-        while self.ident(i) and not self.word(i, 'FROM'):
-            parts = [self.toks[i].name]
+    def table_name(self, i: int) -> tuple[int, str | None, str]:
+        """name or schema.name at ``i`` (a name): (index after, schema or None, table)."""
+        toks, v = self.toks, self.v
+        j = i + 1
+        if v[j] != '.':
+            return j, None, toks[i].name
+        if self.k[j + 1] not in ('word', 'qword'):
+            raise self.unreadable(j, "expected a table name after '.'")
+        if v[j + 2] == '.':
+            raise self.unreadable(i, 'too many name parts')
+        return j + 2, toks[i].name, toks[j + 1].name
+
+    def add_table(self, schema: str | None, table: str, i: int, mode: str) -> int:
+        """Record a table reference; -1 when the name is a CTE in scope."""
+        if schema is None and self.is_cte(table):
+            return -1
+        self.refs.append((schema, table, i, mode))
+        return len(self.refs) - 1
+
+    def after_table(self, j: int, table: str, ref: int, block: _Block) -> int:
+        """[PARTITION (...)] [[AS] alias] [index hints], the partitions also after the alias."""
+        w, v = self.w, self.v
+        alias: str | None = None
+        while True:
+            if w[j] == 'PARTITION' and v[j + 1] == '(':
+                j = self.name_list(j + 1)
+            elif w[j] in ('USE', 'IGNORE', 'FORCE') and w[j + 1] in ('INDEX', 'KEY'):
+                j = self.index_hint(j)
+            elif alias is None:
+                after, alias = self.alias(j)
+                if alias is None:
+                    break
+                j = after
+            else:
+                break
+        block.bindings.append((alias or table, table, ref))
+        return j
+
+    def alias(self, j: int) -> tuple[int, str | None]:
+        w = self.w
+        explicit = w[j] == 'AS'
+        at = j + 1 if explicit else j
+        if w[at] in _NEVER_ALIAS:
+            raise self.unreadable(at, f'{w[at]} cannot be used as an alias here')
+        if self.is_name(at):
+            name = self.toks[at].name
+            self.aliases.add(name)
+            return at + 1, name
+        if explicit:
+            raise self.unreadable(j, 'AS without an alias')
+        return j, None
+
+    def index_hint(self, j: int) -> int:
+        w = self.w
+        j += 2
+        if w[j] == 'FOR':
+            if w[j + 1] == 'JOIN':
+                j += 2
+            elif w[j + 1] in ('ORDER', 'GROUP') and w[j + 2] == 'BY':
+                j += 3
+            else:
+                raise self.unreadable(j, 'expected FOR JOIN, FOR ORDER BY or FOR GROUP BY')
+        if self.v[j] != '(':
+            raise self.unreadable(j, 'index hint without an index list')
+        return self.name_list(j, index=True)
+
+    def name_list(self, j: int, index: bool = False) -> int:
+        """'(' name {, name} ')' at ``j``: column, partition or index names; the index after it."""
+        close = self.match[j]
+        self.role[j] = _OPAQUE
+        i = j + 1
+        if i == close and index:
+            return close + 1
+        while True:
+            if not (self.is_name(i) or (index and self.w[i] == 'PRIMARY')):
+                raise self.unsupported(i, 'expected a name')
             i += 1
-            while self.punct(i, '.') and (self.ident(i + 1) or self.punct(i + 1, '*')):
-                parts.append(self.toks[i + 1].name)
-                i += 2
-            if parts[-1] == '*':
-                parts.pop()
-            if len(parts) > 2:
-                raise self.fail(i - 1, 'too many name parts')
-            self.names.delete_targets.append((parts[0] if len(parts) == 2 else None, parts[-1]))
-            if not self.punct(i, ','):
-                return
+            if i == close:
+                return close + 1
+            if self.v[i] != ',':
+                raise self.unsupported(i, "expected ',' or ')' in a list of names")
             i += 1
 
+    def json_table(self, i: int) -> int:
+        """JSON_TABLE(expr, path COLUMNS (...)): reads no table; its columns are named by the COLUMNS list."""
+        open_ = i + 1
+        close = self.match[open_]
+        self.role[open_] = _OPAQUE
+        j = self.expr(open_ + 1)
+        if j == open_ + 1 or self.v[j] != ',':
+            raise self.unsupported(j, 'expected JSON_TABLE(expression, path COLUMNS (...))')
+        j += 1
+        if self.k[j] not in ('string', 'placeholder'):
+            raise self.unsupported(j, 'expected the JSON path as a string')
+        j += 1
+        if self.w[j] != 'COLUMNS' or self.v[j + 1] != '(':
+            raise self.unsupported(j, 'expected COLUMNS (...)')
+        j = self.json_columns(j + 1)
+        if j != close:
+            raise self.unsupported(j, "expected ')' after the COLUMNS list")
+        return close + 1
 
-def _check_words(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
+    def json_columns(self, j: int) -> int:
+        w, k = self.w, self.k
+        close = self.match[j]
+        self.role[j] = _OPAQUE
+        i = j + 1
+        while True:
+            if w[i] == 'NESTED':
+                i += 1
+                if w[i] == 'PATH':
+                    i += 1
+                if k[i] not in ('string', 'placeholder') or w[i + 1] != 'COLUMNS' or self.v[i + 2] != '(':
+                    raise self.unsupported(i, 'expected NESTED PATH path COLUMNS (...)')
+                i = self.json_columns(i + 2)
+            else:
+                if not self.is_name(i):
+                    raise self.unsupported(i, 'expected a JSON_TABLE column name')
+                i += 1
+                if w[i] == 'FOR' and w[i + 1] == 'ORDINALITY':
+                    i += 2
+                else:
+                    i = self.type_spec(i)
+                    if w[i] == 'EXISTS':
+                        i += 1
+                    if w[i] != 'PATH' or k[i + 1] not in ('string', 'placeholder'):
+                        raise self.unsupported(i, 'expected PATH and a path string')
+                    i = self.on_empty_error(i + 2)
+            if i == close:
+                return close + 1
+            if self.v[i] != ',':
+                raise self.unsupported(i, "expected ',' or ')' in the COLUMNS list")
+            i += 1
+
+    def on_empty_error(self, i: int) -> int:
+        """[{NULL | ERROR | DEFAULT literal} ON EMPTY] [{NULL | ERROR | DEFAULT literal} ON ERROR]."""
+        w = self.w
+        for _ in range(2):
+            if w[i] in ('NULL', 'ERROR'):
+                j = i + 1
+            elif w[i] == 'DEFAULT' and self.k[i + 1] in ('string', 'number', 'placeholder'):
+                j = i + 2
+            else:
+                return i
+            if w[j] != 'ON' or w[j + 1] not in ('EMPTY', 'ERROR'):
+                raise self.unsupported(j, 'expected ON EMPTY or ON ERROR')
+            i = j + 2
+        return i
+
+    # -- expressions ------------------------------------------------------------------------------
+    def condition(self, i: int) -> int:
+        j = self.expr(i)
+        if j == i:
+            raise self.unsupported(i, 'expected an expression')
+        return j
+
+    def expr_list(self, j: int, extras: frozenset[str] = _NONE, stops: frozenset[str] = _NONE) -> int:
+        while True:
+            start = j
+            j = self.expr(j, extras, stops)
+            if j == start:
+                raise self.unsupported(j, 'expected an expression')
+            if self.v[j] != ',':
+                return j
+            j += 1
+
+    def expr(self, i: int, extras: frozenset[str] = _NONE, stops: frozenset[str] = _NONE) -> int:  # noqa: C901
+        """An expression from ``i``, read loosely (operators are not parsed) but with every word
+        classified: keyword, function call, qualified name or column. Returns at the first token it
+        cannot place: ',', ')', a reserved word, the end."""
+        k, v, w, toks = self.k, self.v, self.w, self.toks
+        while True:
+            kind = k[i]
+            if kind == 'word':
+                up = w[i]
+                if up in stops:
+                    return i
+                if up in extras:
+                    i += 1
+                    continue
+                if v[i + 1] == '(':
+                    if up in _CALLABLE or (up not in _RESERVED and up not in _EXPR_KEYWORDS):
+                        i = self.call(i)
+                        continue
+                    if up in _EXPR_KEYWORDS:
+                        i += 1
+                        continue
+                    return i
+                if up in _EXPR_KEYWORDS:
+                    i = self.name_after(i + 1) if up == 'COLLATE' else i + 1
+                    continue
+                name = toks[i].name
+                if name in NILADIC_FUNCTIONS:
+                    self.check_function(i, name)
+                    i += 1
+                    continue
+                if up in _DATE_UNITS and (up in _RESERVED or self.after_value(i)):
+                    i += 1
+                    continue
+                if up in _RESERVED:
+                    return i
+                if v[i + 1] == '.':
+                    i = self.qualified(i)
+                    continue
+                if up in ('NEXT', 'PREVIOUS') and w[i + 1] == 'VALUE' and w[i + 2] == 'FOR':
+                    raise _Refused('function_not_allowed', f'{up} VALUE FOR (sequences) is not allowed')
+                if up in _TYPED_LITERALS and k[i + 1] == 'string':  # DATE '2005-05-25'
+                    i += 2
+                    continue
+                self.cols[i] = 1
+                i += 1
+            elif kind == 'qword':
+                if v[i + 1] == '(':
+                    i = self.call(i)
+                elif v[i + 1] == '.':
+                    i = self.qualified(i)
+                else:
+                    self.cols[i] = 1
+                    i += 1
+            elif kind == 'punct':
+                if v[i] != '(':
+                    return i
+                i = self.group(i)
+            elif kind:
+                i += 1  # string, number, placeholder, operator
+            else:
+                return i
+
+    def name_after(self, i: int) -> int:
+        """A collation or character set name."""
+        if self.k[i] not in ('word', 'qword', 'string'):
+            raise self.unsupported(i, 'expected a character set or collation name')
+        return i + 1
+
+    def group(self, i: int) -> int:
+        """'(' at ``i``: a subquery, or a parenthesised expression or list."""
+        close = self.match[i]
+        j = i + 1
+        if self.starts_query(j):
+            self.role[i] = _SUBQUERY
+            j = self.query_expression(j)
+        else:
+            self.role[i] = _LIST if i and self.w[i - 1] in _LIST_KEYWORDS else _GROUP
+            if j == close:
+                raise self.unsupported(j, 'empty parentheses')
+            j = self.expr_list(j)
+        if j != close:
+            raise self.unsupported(j, "expected ')'")
+        return close + 1
+
+    def qualified(self, i: int) -> int:
+        """x.y, x.y.z (columns) or schema.function(...) at ``i``."""
+        v, k = self.v, self.k
+        parts = [i]
+        j = i
+        while v[j + 1] == '.':
+            if k[j + 2] in ('word', 'qword'):
+                parts.append(j + 2)
+                j += 2
+            elif v[j + 2] == '*':
+                raise self.unsupported(j + 2, "'.*' is only allowed as a select item")
+            else:
+                raise self.unsupported(j + 1, "a '.' must be followed by a name")
+        if len(parts) > 3:
+            raise self.unsupported(i, 'too many name parts')
+        j += 1
+        if v[j] == '(':
+            return self.qualified_call(parts, j)
+        self.quals.append(tuple(parts[:-1]))
+        self.cols[parts[-1]] = 1
+        return j
+
+    def qualified_call(self, parts: list[int], open_: int) -> int:
+        toks = self.toks
+        if len(parts) != 2:
+            raise self.unsupported(parts[0], 'cannot read this function name')
+        schema, name = toks[parts[0]].name, toks[parts[1]].name
+        if schema in SYSTEM_SCHEMAS:
+            raise _Refused('system_schema', f'the system schema {schema} is not accessible')
+        if schema != self.policy.database:
+            raise _Refused('schema_not_allowed',
+                           f'only the {self.policy.database} database is accessible, not {schema}')
+        allowed = self.policy.allowed_functions
+        if name not in allowed and f'{schema}.{name}' not in allowed:
+            raise _Refused('function_not_allowed', f'the stored function {schema}.{name} is not allowed')
+        return self.arguments(open_)
+
+    def arguments(self, open_: int) -> int:
+        close = self.match[open_]
+        self.role[open_] = _OPAQUE
+        if open_ + 1 != close and self.expr_list(open_ + 1) != close:
+            raise self.unsupported(open_ + 1, 'cannot read the arguments of this function')
+        return close + 1
+
+    def check_function(self, i: int, name: str) -> None:
+        if not function_allowed(name, self.policy.allowed_functions):
+            if function_denied(name):
+                raise _Refused('function_not_allowed', f'the function {name.upper()} is not allowed')
+            raise _Refused('function_not_allowed', f'the function {name.upper()} is not allowed (only built-in '
+                                                   'functions are; stored functions must be allowed by the policy)')
+
+    def call(self, i: int) -> int:
+        """A function call at ``i`` (a name followed by '('), its arguments, WITHIN GROUP and OVER."""
+        tok = self.toks[i]
+        name = tok.name
+        if tok.kind == 'qword':  # a quoted name followed by '(' is a stored function call
+            if name not in self.policy.allowed_functions:
+                raise _Refused('function_not_allowed', f'the function `{name}` is not allowed')
+            special = None
+        else:
+            self.check_function(i, name)
+            special = _SPECIAL_ARGUMENTS.get(name)
+        open_ = i + 1
+        close = self.match[open_]
+        self.role[open_] = _OPAQUE
+        j = open_ + 1
+        if j != close:
+            j = self.expr_list(j) if special is None else special(self, j)
+        if j != close:
+            raise self.unsupported(j, f'cannot read the arguments of {name.upper()}()')
+        w, v = self.w, self.v
+        j = close + 1
+        if name == 'match':
+            if w[j] != 'AGAINST' or v[j + 1] != '(':
+                raise self.unsupported(j, 'expected AGAINST (...) after MATCH (...)')
+            j = self.parenthesised(j + 1, _AGAINST_WORDS)
+        if w[j] == 'WITHIN' and w[j + 1] == 'GROUP' and v[j + 2] == '(':
+            j = self.parenthesised(j + 2, _WINDOW_WORDS)
+        if w[j] == 'OVER':
+            if v[j + 1] == '(':
+                j = self.parenthesised(j + 1, _WINDOW_WORDS)
+            elif self.is_name(j + 1):
+                j += 2
+            else:
+                raise self.unsupported(j + 1, 'expected a window name or (...) after OVER')
+        return j
+
+    def parenthesised(self, j: int, extras: frozenset[str]) -> int:
+        """'(' list ')' at ``j`` with the keywords ``extras`` (a window, AGAINST's modifiers)."""
+        close = self.match[j]
+        self.role[j] = _OPAQUE
+        if j + 1 != close and self.expr_list(j + 1, extras) != close:
+            raise self.unsupported(j + 1, "expected ')'")
+        return close + 1
+
+    def window_definitions(self, i: int) -> int:
+        while True:
+            if not self.is_name(i) or self.w[i + 1] != 'AS' or self.v[i + 2] != '(':
+                raise self.unsupported(i, 'expected WINDOW name AS (...)')
+            i = self.parenthesised(i + 2, _WINDOW_WORDS)
+            if self.v[i] != ',':
+                return i
+            i += 1
+
+    def type_spec(self, j: int) -> int:
+        """A data type: CHAR(10), DECIMAL(10, 2), UNSIGNED INTEGER, CHAR CHARACTER SET utf8mb4, JSON..."""
+        w, v = self.w, self.v
+        if w[j] not in _TYPE_WORDS:
+            raise self.unsupported(j, 'expected a data type')
+        while w[j] in _TYPE_WORDS and not (w[j] == 'CHARACTER' and w[j + 1] == 'SET'):
+            j += 1
+            if v[j] == '(':
+                close = self.match[j]
+                self.role[j] = _OPAQUE
+                for x in range(j + 1, close):
+                    if self.k[x] != 'number' and v[x] != ',':
+                        raise self.unsupported(x, 'expected the length or precision of the type')
+                j = close + 1
+        while True:
+            if w[j] == 'CHARACTER' and w[j + 1] == 'SET':
+                j = self.name_after(j + 2)
+            elif w[j] in ('CHARSET', 'COLLATE'):
+                j = self.name_after(j + 1)
+            else:
+                return j
+
+    # Functions whose parentheses hold more than a list of expressions.
+    def _cast(self, j: int) -> int:
+        j = self.expr(j, stops=frozenset({'AS'}))
+        if self.w[j] != 'AS':
+            raise self.unsupported(j, 'expected CAST(expression AS type)')
+        return self.type_spec(j + 1)
+
+    def _convert(self, j: int) -> int:
+        j = self.expr(j)
+        if self.w[j] == 'USING':
+            return self.name_after(j + 1)
+        if self.v[j] == ',':
+            return self.type_spec(j + 1)
+        return j
+
+    def _char(self, j: int) -> int:
+        j = self.expr_list(j)
+        return self.name_after(j + 1) if self.w[j] == 'USING' else j
+
+    def _unit_first(self, j: int) -> int:
+        """EXTRACT(unit FROM x), TIMESTAMPADD(unit, n, x), TIMESTAMPDIFF(unit, a, b)."""
+        if self.w[j] in _DATE_UNITS:
+            j += 1
+            if self.w[j] == 'FROM' or self.v[j] == ',':
+                return self.expr_list(j + 1)
+        raise self.unsupported(j, 'expected a date unit, then FROM or a comma')
+
+    def _trim(self, j: int) -> int:
+        return self.expr_list(j, _TRIM_WORDS)
+
+    def _substring(self, j: int) -> int:
+        return self.expr_list(j, _SUBSTRING_WORDS)
+
+    def _group_concat(self, j: int) -> int:
+        return self.expr_list(j, _GROUP_CONCAT_WORDS)
+
+    def _json_value(self, j: int) -> int:
+        j = self.expr(j)
+        if self.v[j] != ',':
+            raise self.unsupported(j, 'expected JSON_VALUE(document, path ...)')
+        j = self.expr(j + 1, stops=frozenset({'RETURNING', 'NULL', 'ERROR', 'DEFAULT'}))
+        if self.w[j] == 'RETURNING':
+            j = self.type_spec(j + 1)
+        return self.on_empty_error(j)
+
+    def _weight_string(self, j: int) -> int:
+        j = self.expr(j, stops=frozenset({'AS'}))
+        return self.type_spec(j + 1) if self.w[j] == 'AS' else j
+
+
+_SPECIAL_ARGUMENTS = {
+    'cast': _Parser._cast,
+    'convert': _Parser._convert,
+    'char': _Parser._char,
+    'extract': _Parser._unit_first,
+    'timestampadd': _Parser._unit_first,
+    'timestampdiff': _Parser._unit_first,
+    'trim': _Parser._trim,
+    'substring': _Parser._substring,
+    'substr': _Parser._substring,
+    'mid': _Parser._substring,
+    'group_concat': _Parser._group_concat,
+    'json_value': _Parser._json_value,
+    'weight_string': _Parser._weight_string,
+}
+
+
+# -- checks over what the parser collected ------------------------------------------------------------
+def _prepass(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
+    """INTO, OUTFILE, PROCEDURE and hidden columns: refused by name wherever they appear."""
     for tok in toks:
         if tok.kind == 'word' and tok.up in ('OUTFILE', 'DUMPFILE'):
             raise _Refused('into_file', f'INTO {tok.up} is not allowed: the service never writes files')
-    into_allowed = verb in ('INSERT', 'REPLACE')
-    seen_into = False
-    for tok in toks:
-        if tok.kind not in ('word', 'qword'):
-            continue
-        up = tok.up if tok.kind == 'word' else tok.name.upper()
-        if up == 'INTO' and tok.kind == 'word':
-            if not into_allowed or seen_into or tok.depth != 0:
+    n = len(toks)
+    into_at = -1
+    if verb in ('INSERT', 'REPLACE') and toks[0].up == verb:
+        j = 1
+        while j < n and toks[j].kind == 'word' and toks[j].up in _INSERT_MODIFIERS:
+            j += 1
+        if j < n and toks[j].kind == 'word' and toks[j].up == 'INTO':
+            into_at = j
+    hidden, _tables = _hidden(policy)
+    for i, tok in enumerate(toks):
+        kind = tok.kind
+        if kind == 'word':
+            if tok.up == 'INTO' and i != into_at:
                 raise _Refused('into_not_allowed', 'INTO is only allowed as the target of an INSERT')
-            seen_into = True
-        if up == 'PROCEDURE' and tok.kind == 'word':
-            raise _Refused('procedure_not_allowed', 'PROCEDURE clauses are not allowed')
+            if tok.up == 'PROCEDURE':
+                raise _Refused('procedure_not_allowed', 'PROCEDURE clauses are not allowed')
+        if (kind == 'word' or kind == 'qword') and tok.name in hidden and not (
+                i + 1 < n and toks[i + 1].kind == 'punct' and toks[i + 1].value == '('):
+            raise _Refused('column_not_allowed', f'the column {hidden[tok.name]} is not accessible')
 
 
-def _check_functions(toks: tuple[Tok, ...], policy: Policy) -> None:
-    # By name wherever the word appears: MySQL accepts 'SLEEP (1)' and CURRENT_USER without parentheses.
-    for tok in toks:
-        if tok.kind in ('word', 'qword') and tok.name in policy.blocked_functions:
-            raise _Refused('function_not_allowed', f'the function {tok.name.upper()} is not allowed')
-
-
-def _check_names(names: _Names, toks: tuple[Tok, ...], policy: Policy) -> None:
-    for schema, table, index in names.tables:
+def _check_tables(parser: _Parser, policy: Policy) -> None:
+    for schema, table, _index, mode in parser.refs:
         if schema is not None:
             if schema in SYSTEM_SCHEMAS:
                 raise _Refused('system_schema', f'the system schema {schema} is not accessible')
             if schema != policy.database:
                 raise _Refused('schema_not_allowed', f'only the {policy.database} database is accessible, not {schema}')
-            if table not in policy.allowed_tables:
+        if mode == 'write':
+            if table not in policy.write_tables:
+                if table in policy.read_tables:
+                    raise _Refused('table_not_writable', f'the table {table} can be read but not written')
                 raise _Refused('table_not_allowed', f'the table {table} is not allowed')
-        elif table not in policy.allowed_tables and table != 'dual' and not names.is_cte(table, index):
+        elif table not in policy.read_tables:
             raise _Refused('table_not_allowed', f'the table {table} is not allowed')
-    qualifiers = policy.allowed_tables | names.aliases | {cte.name for cte in names.ctes}
-    for schema, table in names.delete_targets:
-        if (schema is not None and schema != policy.database) or table not in qualifiers:
-            raise _Refused('table_not_allowed', f'the DELETE target {table} is not an allowed table or alias')
-    n = len(toks)
-    for i, tok in enumerate(toks):
-        if tok.kind not in ('word', 'qword') or i + 1 >= n or toks[i + 1].value != '.':
-            continue
-        if i > 0 and toks[i - 1].value == '.':
-            continue  # the middle of a.b.c: checked from its head
-        qualifier = tok.name
+
+
+def _check_qualifiers(parser: _Parser, policy: Policy) -> None:
+    toks = parser.toks
+    tables = policy.read_tables | policy.write_tables
+    valid = tables | parser.aliases
+    for parts in parser.quals:
+        qualifier = toks[parts[0]].name
         if qualifier in SYSTEM_SCHEMAS:
             raise _Refused('system_schema', f'the system schema {qualifier} is not accessible')
-        three_part = i + 3 < n and toks[i + 3].value == '.'
-        if three_part or qualifier == policy.database:
+        if len(parts) == 2 or qualifier == policy.database:
             if qualifier != policy.database:
-                raise _Refused(
-                    'schema_not_allowed', f'only the {policy.database} database is accessible, not {qualifier}'
-                )
-            if i + 2 < n and toks[i + 2].kind in ('word', 'qword'):
-                if i + 3 < n and toks[i + 3].value == '(':
-                    raise _Refused('function_not_allowed', 'stored functions are not allowed')
-                if toks[i + 2].name not in policy.allowed_tables:
-                    raise _Refused('table_not_allowed', f'the table {toks[i + 2].name} is not allowed')
-        elif qualifier not in qualifiers:
+                raise _Refused('schema_not_allowed', f'only the {policy.database} database is accessible, not '
+                                                     f'{qualifier}')
+            table = toks[parts[1]].name if len(parts) == 2 else toks[parts[0] + 2].name
+            if table not in tables:
+                raise _Refused('table_not_allowed', f'the table {table} is not allowed')
+        elif qualifier not in valid:
             raise _Refused('unknown_qualifier', f'{qualifier} is neither an allowed table nor an alias of this query')
+
+
+def _check_stars(parser: _Parser, policy: Policy) -> None:
+    _names, hidden_tables = _hidden(policy)
+    if not hidden_tables:
+        return
+    for block in parser.blocks:
+        if block.star < 0:
+            continue
+        for _exposed, table, ref in block.bindings:
+            if ref >= 0 and table in hidden_tables:
+                raise _Refused('column_not_allowed', f'{table} has hidden columns; name the columns you need')
+
+
+def _tautological(parser: _Parser, what: str) -> _Refused:
+    return _Refused('tautological_where', f'{what}: the WHERE clause would match every row regardless of its '
+                                          'values; name the rows to change')
+
+
+def _check_where(parser: _Parser, start: int, end: int) -> None:
+    """Refuse a WHERE, or any OR/||/XOR branch of it at any parenthesis level, that names no column
+    or compares a column with itself. Subqueries and function arguments are opaque; a column
+    anywhere inside them counts."""
+    k, v, w, cols, role, match = parser.k, parser.v, parser.w, parser.cols, parser.role, parser.match
+    counts = list(accumulate(cols[:parser.n + 1], initial=0))  # counts[x]: columns in tokens [0, x)
+    stack: list[list[int]] = []
+    frame = [start, 0, 0]  # [branch start, branch names a column, group names a column]
+
+    def end_branch(frame: list[int], stop: int) -> None:
+        if not frame[1]:
+            raise _tautological(parser, 'a condition that names no column')
+        if _self_comparison(parser, frame[0], stop):
+            raise _tautological(parser, 'a column compared with itself')
+
+    i = start
+    while i < end:
+        kind = k[i]
+        if kind == 'punct' and v[i] == '(':
+            if role[i] == _GROUP:
+                stack.append(frame)
+                frame = [i + 1, 0, 0]
+                i += 1
+                continue
+            close = match[i]
+            if counts[close] - counts[i]:
+                frame[1] = frame[2] = 1
+            i = close + 1
+            continue
+        if kind == 'punct' and v[i] == ')':
+            end_branch(frame, i)
+            named = frame[2]
+            frame = stack.pop()
+            if named:
+                frame[1] = frame[2] = 1
+        elif (kind == 'word' and w[i] in ('OR', 'XOR')) or (kind == 'op' and v[i] == '||'):
+            end_branch(frame, i)
+            frame[0], frame[1] = i + 1, 0
+        elif cols[i]:
+            frame[1] = frame[2] = 1
+        i += 1
+    end_branch(frame, end)
+
+
+def _column_end(parser: _Parser, i: int, stop: int) -> int:
+    """The end of the column reference a[.b[.c]] at ``i``, or -1."""
+    if i >= stop or parser.k[i] not in ('word', 'qword'):
+        return -1
+    j = i + 1
+    while j + 1 < stop and parser.v[j] == '.' and parser.k[j + 1] in ('word', 'qword'):
+        j += 2
+    return j if parser.cols[j - 1] else -1
+
+
+def _self_comparison(parser: _Parser, start: int, stop: int) -> bool:
+    """Whether tokens [start, stop) are exactly ``col OP col`` with the same column."""
+    if not 3 <= stop - start <= 11:
+        return False
+    left = _column_end(parser, start, stop)
+    if left < 0 or not (parser.v[left] in _COMPARISONS and parser.k[left] == 'op' or parser.w[left] == 'LIKE'):
+        return False
+    right = _column_end(parser, left + 1, stop)
+    if right != stop:
+        return False
+    toks = parser.toks
+    return [toks[x].name for x in range(start, left)] == [toks[x].name for x in range(left + 1, right)]
 
 
 def _top_level(toks: tuple[Tok, ...], word: str) -> int:
@@ -441,6 +1396,19 @@ def _locking_clause(toks: tuple[Tok, ...]) -> int:
     return -1
 
 
+def _check_statement(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
+    _prepass(toks, verb, policy)
+    parser = _Parser(toks, policy)
+    parser.statement(verb)
+    _check_tables(parser, policy)
+    _check_qualifiers(parser, policy)
+    _check_stars(parser, policy)
+    if verb in ('UPDATE', 'DELETE'):
+        if parser.where is None:
+            raise _Refused('missing_where', f'{verb} needs a WHERE clause')
+        _check_where(parser, *parser.where)
+
+
 def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
     try:
         lexed = lex(sql)
@@ -454,14 +1422,11 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
             return Rejection('statement_not_allowed', f'the query must start with one of {allowed}')
         return Rejection('statement_not_allowed', f'{verb} statements are not allowed (allowed: {allowed})')
     try:
-        _check_words(toks, verb, policy)
-        names = _Reader(toks, verb).read()
-        _check_names(names, toks, policy)
-        _check_functions(toks, policy)
+        _check_statement(toks, verb, policy)
     except _Refused as refused:
         return refused.rejection
-    if verb in ('UPDATE', 'DELETE') and _top_level(toks, 'WHERE') < 0:
-        return Rejection('missing_where', f'{verb} needs a WHERE clause')
+    except RecursionError:
+        return Rejection('too_deeply_nested', 'the statement nests too deeply to be read', 400)
     text = sql
     appended = False
     if verb == 'SELECT' and _top_level(toks, 'LIMIT') < 0 and _top_level(toks, 'FETCH') < 0:
@@ -474,7 +1439,8 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
             end = lexed.scan.code_end
             text = f'{sql[:end]} {cap}{sql[end:]}'
         appended = True
-    return _Analysis(text, verb, lexed.scan.placeholders, lexed.scan.format_problem, appended)
+    kind = classify_tokens(toks)
+    return _Analysis(text, verb, lexed.scan.placeholders, lexed.scan.format_problem, appended, kind)
 
 
 _analyze_cached = lru_cache(maxsize=4096)(_analyze)
@@ -485,7 +1451,11 @@ def cache_entries() -> int:
 
 
 def analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
-    """The parameter-independent part of validation (cached by query text)."""
+    """The parameter-independent part of validation (cached by policy and query text)."""
+    if len(sql) > policy.max_query_length:
+        return Rejection(
+            'query_too_long', f'the query has {len(sql)} characters; the maximum is {policy.max_query_length}', 400
+        )
     if len(sql) > CACHE_TEXT_LIMIT:
         return _analyze(sql, policy)
     return _analyze_cached(sql, policy)
@@ -512,4 +1482,4 @@ def validate(sql: str, params: Sequence[Scalar], policy: Policy) -> ValidatedQue
             f'the query has {result.placeholders} %s placeholder(s) but {len(params)} param(s) were given',
             400,
         )
-    return ValidatedQuery(result.sql, tuple(params), result.statement, result.limit_appended)
+    return ValidatedQuery(result.sql, tuple(params), result.statement, result.limit_appended, result.kind)

@@ -15,6 +15,7 @@ import ipaddress
 import json
 import logging
 import re
+import signal
 import sys
 import threading
 import time
@@ -28,7 +29,7 @@ from typing import Any
 from aiohttp import web
 
 from . import __version__
-from .config import Network, ServerConfig
+from .config import LOOPBACK, Network, ServerConfig
 from .errors import ApiError
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from .metrics import Registry
@@ -36,6 +37,9 @@ from .metrics import Registry
 REQUEST_ID_HEADER = 'X-Request-Id'
 NODE_HEADER = 'X-Sqlgate-Node'
 KIND_HEADER = 'X-Sqlgate-Kind'
+# Set by the gatekeeper on its request to the trusted host, from the API key file; never from the client.
+KEY_HEADER = 'X-Sqlgate-Key'
+SCOPE_HEADER = 'X-Sqlgate-Scope'
 _REQUEST_ID = re.compile(r'^[A-Za-z0-9][A-Za-z0-9._-]{7,63}$')
 _HTTP_CODES = {
     400: ('bad_request', 'the request is malformed'),
@@ -56,6 +60,7 @@ LOG_FIELDS: Any = _RequestKey('sqlgate_log_fields', dict) if _RequestKey else 's
 
 HealthCheck = Callable[[], tuple[int, Mapping[str, object]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+Reload = Callable[[], object]
 
 
 def valid_request_id(value: str | None) -> bool:
@@ -215,6 +220,8 @@ class Service:
     accept_request_id: bool = True
     health: HealthCheck | None = None
     routes: tuple[str, ...] = ()
+    # Called on SIGHUP (the gatekeeper rereads its API keys); None: SIGHUP only logs.
+    reload: Reload | None = None
     logger: logging.Logger = field(init=False)
     access_logger: logging.Logger = field(init=False)
 
@@ -230,6 +237,21 @@ class Service:
         self.durations = self.registry.histogram(
             'sqlgate_http_request_duration_seconds', 'Time to answer an HTTP request, by path.', ('path',)
         )
+
+    def monitoring_client(self, request: web.Request) -> bool:
+        """Whether the peer may read /metrics and the full /healthz (loopback unless configured)."""
+        allowed = self.server.metrics_allowed_clients
+        return address_allowed(request.remote, LOOPBACK if allowed is None else allowed)
+
+    def sighup(self) -> None:
+        if self.reload is None:
+            self.logger.info('SIGHUP: nothing to reload in the %s; restart it to apply a new configuration',
+                             self.name)
+            return
+        try:
+            self.reload()
+        except Exception:
+            self.logger.exception('SIGHUP: the reload failed')
 
     def request_id_for(self, request: web.Request) -> str:
         offered = request.headers.get(REQUEST_ID_HEADER)
@@ -288,12 +310,14 @@ async def _request_middleware(request: web.Request, handler: Handler) -> web.Str
     request[REQUEST_ID] = request_id
     extra: dict[str, object] = {}
     request[LOG_FIELDS] = extra
+    close = False
     try:
         response = await handler(request)
     except ApiError as exc:
         extra.update(exc.log)
         extra['error'] = exc.code
         response = error_response(exc.status, exc.code, exc.message, request_id, exc.headers)
+        close = exc.close
     except web.HTTPException as exc:
         response = _from_http_exception(exc, request_id)
         extra['error'] = _HTTP_CODES.get(exc.status, ('http_error',))[0]
@@ -305,23 +329,70 @@ async def _request_middleware(request: web.Request, handler: Handler) -> web.Str
         response = error_response(500, 'internal_error', 'the service failed to handle this request', request_id)
     response.headers[REQUEST_ID_HEADER] = request_id
     service.finish(request, response.status, started, extra)
+    if close:
+        await _send_and_close(request, response)
     return response
 
 
+async def _send_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Send the answer, then close the connection at once instead of draining the rest of the body
+    (aiohttp would read it for up to 10 s more): a slow sender holds nothing past its deadline."""
+    response.force_close()
+    with contextlib.suppress(ConnectionError, RuntimeError):
+        await response.prepare(request)
+        await response.write_eof()
+    if request.protocol is not None:
+        request.protocol.force_close()
+
+
 async def _healthz(request: web.Request) -> web.Response:
+    """Everyone gets ``{"status"}`` and the HTTP status; monitoring clients the whole document."""
     service = request.app[SERVICE]
     if service.health is None:
-        return json_response({'status': 'ok', 'service': service.name})
-    status, document = service.health()
+        status, document = 200, {'status': 'ok', 'service': service.name}
+    else:
+        status, document = service.health()
+    if not service.monitoring_client(request):
+        document = {'status': document.get('status', 'ok' if status < 500 else 'down')}
     return json_response(document, status)
 
 
 async def _metrics(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
-    allowed = service.server.metrics_allowed_clients
-    if allowed is not None and not address_allowed(request.remote, allowed):
+    if not service.monitoring_client(request):
         raise ApiError(403, 'client_not_allowed', 'metrics are only served to the configured clients')
     return web.Response(body=service.registry.render().encode('utf-8'), headers={'Content-Type': METRICS_CONTENT_TYPE})
+
+
+# Services of this process that listen for SIGHUP (one in production, several in tests).
+_SIGHUP_SERVICES: list[Service] = []
+
+
+def _on_sighup() -> None:
+    for service in list(_SIGHUP_SERVICES):
+        service.sighup()
+
+
+async def _listen_for_sighup(app: web.Application) -> None:
+    """SIGHUP calls the service's reload (``systemctl reload``); only the main thread can take signals."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, 'SIGHUP'):
+        return
+    if not _SIGHUP_SERVICES:
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, _on_sighup)
+        except (NotImplementedError, RuntimeError, ValueError):
+            return
+    _SIGHUP_SERVICES.append(app[SERVICE])
+
+
+async def _stop_listening_for_sighup(app: web.Application) -> None:
+    service = app[SERVICE]
+    if service not in _SIGHUP_SERVICES:
+        return
+    _SIGHUP_SERVICES.remove(service)
+    if not _SIGHUP_SERVICES:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
 
 
 def create_app(service: Service, query_handler: Handler, extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
@@ -330,17 +401,29 @@ def create_app(service: Service, query_handler: Handler, extra_routes: Iterable[
     app[SERVICE] = service
     app.router.add_routes([web.post(path, query_handler) for path in service.routes])
     app.router.add_routes([web.get('/healthz', _healthz), web.get('/metrics', _metrics), *extra_routes])
+    app.on_startup.append(_listen_for_sighup)
+    app.on_cleanup.append(_stop_listening_for_sighup)
     return app
 
 
-async def read_body(request: web.Request, limit: int) -> bytes:
-    """The request body, refusing oversized ones before reading them when their length is declared."""
+async def read_body(request: web.Request, limit: int, timeout: float | None = None) -> bytes:
+    """The request body, refusing oversized ones before reading them when their length is declared.
+
+    The body must arrive within ``timeout`` seconds (default: the service's ``body_timeout``), else
+    408 ``body_timeout`` and the connection is closed: a slow sender holds no more than that.
+    """
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, 'payload_too_large', f'the request body is larger than {limit} bytes')
+    if timeout is None:
+        service = request.app.get(SERVICE)
+        timeout = service.server.body_timeout if service is not None else None
     try:
-        return await request.read()
+        return await asyncio.wait_for(request.read(), timeout)
     except web.HTTPRequestEntityTooLarge:
         raise ApiError(413, 'payload_too_large', f'the request body is larger than {limit} bytes') from None
+    except asyncio.TimeoutError:
+        raise ApiError(408, 'body_timeout', f'the request body did not arrive within {timeout:g} s',
+                       close=True) from None
 
 
 def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
@@ -359,6 +442,9 @@ def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
 def run(app: web.Application, server: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and let requests in flight finish."""
     service = app[SERVICE]
+    if hasattr(signal, 'SIGHUP'):
+        # Until the application starts and listens for it, a reload must not kill the process.
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
     loop = new_event_loop(server.event_loop)
     service.logger.info('sqlgate %s %s listening on %s://%s:%d (event loop: %s)', service.name, __version__,
                         'https' if server.ssl_context else 'http', server.host, server.port,

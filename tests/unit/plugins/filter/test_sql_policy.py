@@ -35,7 +35,8 @@ CASCADES = [{"table": "language", "column": "language_id"}, {"table": "actor", "
 POLICY = {
     "database": "sakila",
     "defaults": {
-        "read": ["base_tables", "views"], "write": ["base_tables"], "hidden_columns": ["staff.password", "staff.picture"],
+        "read": ["base_tables", "views"], "write": ["base_tables"],
+        "hidden_columns": ["staff.password", "staff.picture"],
         "statements": ["SELECT", "INSERT", "UPDATE", "DELETE"], "allowed_functions": [],
         "max_affected_rows": 100, "max_result_bytes": 4194304, "max_result_rows": 10000, "select_limit_cap": 1000,
         "statement_timeout": 5, "sql_safe_updates": False,
@@ -138,3 +139,12 @@ def test_a_wrong_policy_fails_with_the_key_to_fix(change, message):
 def test_an_empty_database_is_refused():
     with pytest.raises(AnsibleFilterError, match="load it before"):
         sql_policy_scopes(POLICY, [])
+
+
+def test_column_level_items_come_first_so_community_mysql_keeps_them_apart():
+    # community.mysql 3.16 appends a column-level item's privileges to the plain item parsed just before it.
+    grants = sql_policy_grants(resolved()["default"], COLUMNS, CASCADES, "sakila")
+    for priv in (grants["read"], grants["write"]):
+        items = priv.split("/")
+        with_columns = [index for index, item in enumerate(items) if "(" in item]
+        assert with_columns == list(range(len(with_columns))), items
