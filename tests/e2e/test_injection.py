@@ -1,22 +1,33 @@
 """Injection (issue 7, part 1): two corpora through the gatekeeper of the deployed lab, on every route.
 
-* data/hostile.jsonl: every entry must be refused (a JSON error, 4xx; or the statement timeout where the entry
-  says so) or harmless (a 200 that reads only what the key may read anyway, writes nothing, returns quickly and
-  leaks nothing), and the entry's own expectation (refuse / harmless / safe = either, plus an exact status or
-  code where given) must hold. CHECKSUM TABLE of every sakila table, on every SQL node, is identical before
-  and after.
-* data/legitimate.jsonl: every query is accepted on every route and returns exactly what the same statement
-  returns when run as root with the mysql client on the manager, at test time. The expected rows are computed,
-  not stored: they cannot drift from the data the lab loaded, and the comparison covers every column type the
-  corpus touches (DECIMAL, DATETIME, TIME, YEAR, SET, NULL, text with quotes, backslashes and non-ASCII). A few
-  entries also carry stored rows (`expect_rows`: sakila's documented counts and first rows) so that the root
-  side is checked too.
+* data/hostile.jsonl: every entry is refused or harmless, as the entry itself says:
+  - `expect: refuse` pins the `status` and `code` of the refusal, and only that answer counts. A refusal by the
+    database (`DATABASE_CODES`: the statement reached the server, which refused it: no grant, too many rows, too
+    large a result, the statement timeout, a syntax error or a constraint) counts only where the entry pins that
+    very code and says `by: database`: a `400 sql_error` for a statement the validator should have refused is a
+    miss, not a refusal;
+  - `expect: harmless` is a 200 that reads only what the key may read anyway: no hidden column (staff.password,
+    staff.picture), no row of another schema (a mysql.user row, a server variable, an identity function), writes
+    no more than `write_rows`, returns at most `max_rows` (or exactly `rows`) rows, quickly;
+  - `expect: safe` is either, and a refusal must still be the pinned one.
+  Entries are sent with the API key the entry names (`key`: `readonly`; null sends none), else `default`.
+  CHECKSUM TABLE of every sakila table, on every SQL node, is identical before and after.
+* data/legitimate.jsonl: every query (a SELECT) is accepted on every route and returns exactly what the same
+  statement returns when run as root with the mysql client on the manager, at test time. The expected rows are
+  computed, not stored: they cannot drift from the data the lab loaded, and the comparison covers every column type
+  the corpus touches (DECIMAL, DATETIME, TIME, YEAR, SET, NULL, text with quotes, backslashes and non-ASCII). A few
+  entries also carry stored rows (`expect_rows`: sakila's documented counts and first rows) so that the root side
+  is checked too.
+
+The same corpora are checked offline against the validator itself (tests/unit/e2e_corpus): each pinned validator
+code is the one it gives, each database-side entry and each legitimate query is accepted by it.
 
 One miss fails the test; the figures go to reports/reliability/injection.json.
 """
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from typing import Any
 
@@ -42,12 +53,56 @@ from reliability import (
 
 HOSTILE_CATEGORIES = {
     "classic", "stacked", "comment", "encoding", "time_based", "union_system", "outfile", "very_long",
-    "invalid_utf8", "json_confusion", "statement_policy",
+    "invalid_utf8", "json_confusion", "statement_policy", "tautology", "ambiguous_token", "alias_keyword",
+    "identity_function", "stored_function", "hidden_column", "view_write", "readonly", "cascade", "blast_radius",
+    "result_size", "executable_comment", "sql_mode", "variables", "naming", "credentials",
 }
-LEGITIMATE_CATEGORIES = {"join", "aggregate", "subquery", "grouping", "ordering", "parameters"}
-REFUSAL_STATUSES = {400, 403, 413}
+LEGITIMATE_CATEGORIES = {
+    "join", "aggregate", "subquery", "grouping", "ordering", "parameters", "filtering", "functions", "window",
+    "view", "naming", "json", "visible_columns",
+}
+# Every code a hostile entry may pin, with its status. Refused before the database: by the gatekeeper (body,
+# credentials, rate) or by the trusted host's validator.
+CODE_STATUS = {
+    "query_too_long": 400, "unterminated_literal": 400, "empty_query": 400, "unbalanced_parentheses": 400,
+    "too_deeply_nested": 400, "invalid_placeholders": 400, "placeholder_mismatch": 400, "unsupported_syntax": 400,
+    "invalid_json": 400, "invalid_request": 400, "invalid_params": 400, "unsupported_content_type": 400,
+    "payload_too_large": 413,
+    "comment_not_allowed": 403, "multiple_statements": 403, "character_not_allowed": 403, "ambiguous_token": 403,
+    "statement_not_allowed": 403, "into_file": 403, "into_not_allowed": 403, "procedure_not_allowed": 403,
+    "function_not_allowed": 403, "table_not_allowed": 403, "table_not_writable": 403, "column_not_allowed": 403,
+    "system_schema": 403, "schema_not_allowed": 403, "unknown_qualifier": 403, "unreadable_table_reference": 403,
+    "missing_where": 403, "tautological_where": 403,
+    "missing_credentials": 401, "invalid_credentials": 401, "rate_limited": 429, "too_many_concurrent": 429,
+    # Refused by the database: the statement reached it.
+    "database_denied": 403, "too_many_rows": 403, "result_too_large": 403, "statement_timeout": 422,
+    "sql_error": 400, "constraint_violation": 400, "user_limit": 429,
+}
+DATABASE_CODES = {
+    "database_denied", "too_many_rows", "result_too_large", "statement_timeout", "sql_error", "constraint_violation",
+    "user_limit",
+}
+KEYS = {"default", "readonly", None}  # the API key an entry is sent with (None: no Authorization header)
+HIDDEN_COLUMNS = {"password", "picture"}
 HARMLESS_SECONDS = 3.0  # a harmless answer is a quick one: no SLEEP, no BENCHMARK got through
-SLOW_SECONDS = 8.0  # an entry marked slow is stopped by the proxy's 5 s statement timeout
+SLOW_SECONDS = 8.0  # an entry marked slow is stopped by the 5 s statement timeout
+
+# A column of a harmless answer that only another schema, a server variable or an identity function has.
+FOREIGN_COLUMNS = re.compile(
+    r"^(@.*|authentication_string|password_expired|plugin|\w+_priv|grantee|privilege_type|is_grantable|"
+    r"table_(schema|catalog|type)|schema_name|variable_(name|value)|"
+    r"(database|schema|user|current_user|session_user|system_user|current_role|version|connection_id|uuid|"
+    r"uuid_short|sys_guid)\s*(\(.*\))?)$",
+    re.IGNORECASE,
+)
+# A value of a harmless answer that only another schema, a variable or an identity function holds: a database
+# account (with its host, as USER() gives it), a schema name, a server path, a Galera address, a UUID.
+FOREIGN_VALUES = re.compile(
+    r"^((root|mariadb\.sys|mysql\.(sys|session|infoschema)|sg_\w+_[rw]|sqlgate_probe|sakila_app)(@.*)?|"
+    r"information_schema|performance_schema|mysql|sys|localhost|gcomm://.*|/(etc|var|usr|run|tmp|proc)/.*|"
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
+    re.IGNORECASE,
+)
 
 
 @pytest.fixture(scope="module")
@@ -57,8 +112,51 @@ def client(lab: Lab):
     gatekeeper.close()
 
 
+def corpus_problems(entries: list[dict[str, Any]]) -> list[str]:
+    """What is wrong with the hostile corpus itself: a refusal without its exact status and code, a database
+    refusal not marked as one (or a validator code marked so), an unknown key."""
+    problems = []
+    for entry in entries:
+        where = entry["id"]
+        if entry["expect"] not in ("refuse", "harmless", "safe"):
+            problems.append(f"{where}: expect {entry['expect']!r}")
+        if entry.get("key", "default") not in KEYS:
+            problems.append(f"{where}: unknown key {entry['key']!r}")
+        if entry["expect"] == "harmless":
+            if "code" in entry or "status" in entry:
+                problems.append(f"{where}: a harmless entry pins no refusal")
+            continue
+        code = entry.get("code")
+        if code not in CODE_STATUS:
+            problems.append(f"{where}: expect {entry['expect']} must pin a known code, not {code!r}")
+            continue
+        if entry.get("status") != CODE_STATUS[code]:
+            problems.append(f"{where}: {code} is status {CODE_STATUS[code]}, not {entry.get('status')}")
+        if (code in DATABASE_CODES) != (entry.get("by") == "database"):
+            problems.append(f"{where}: `by: database` goes with exactly the database's codes ({code})")
+    return problems
+
+
+def foreign_data(body: dict[str, Any]) -> list[str]:
+    """Columns and values of a 200 that the key may not read: hidden columns, other schemas, server variables."""
+    found = []
+    columns = [str(column) for column in body.get("columns") or []]
+    for column in columns:
+        name = column.strip("`").rsplit(".", 1)[-1].lower()
+        if name in HIDDEN_COLUMNS:
+            found.append(f"returned the hidden column {column!r}")
+        elif FOREIGN_COLUMNS.match(column.strip("`")):
+            found.append(f"returned the column {column!r} of another schema, a variable or an identity function")
+    for row in body.get("rows") or []:
+        for cell in row:
+            if isinstance(cell, str) and FOREIGN_VALUES.match(cell):
+                found.append(f"returned {cell[:60]!r}, a value of another schema or of the server")
+                return found
+    return found
+
+
 def judge(entry: dict[str, Any], answer: Answer, secrets: list[str]) -> list[str]:
-    """What is wrong with this answer to a hostile entry (empty: refused or harmless as expected)."""
+    """What is wrong with this answer to a hostile entry (empty: refused or harmless as the entry expects)."""
     problems = []
     text = answer.raw.decode("utf-8", errors="replace")
     problems += [f"leaks {what}" for what in leaks(text, secrets)]
@@ -67,7 +165,8 @@ def judge(entry: dict[str, Any], answer: Answer, secrets: list[str]) -> list[str
     expect = entry["expect"]
     if answer.status == 200:
         if expect == "refuse":
-            problems.append("accepted, expected a refusal")
+            by = "the database" if entry.get("by") == "database" else "the validator"
+            problems.append(f"accepted, expected {entry['status']} {entry['code']} from {by}")
         body = answer.body
         written = body.get("affected_rows", 0) if body.get("kind") == "write" else 0
         if written != entry.get("write_rows", 0):
@@ -78,19 +177,22 @@ def judge(entry: dict[str, Any], answer: Answer, secrets: list[str]) -> list[str
                 problems.append(f"returned {count} rows, expected {entry['rows']}")
             if count > entry.get("max_rows", 1000):
                 problems.append(f"returned {count} rows, at most {entry.get('max_rows', 1000)} expected")
+        problems += foreign_data(body)
         if answer.elapsed > HARMLESS_SECONDS:
             problems.append(f"took {answer.elapsed:.1f} s: something made the server wait")
         return problems
-    if set(answer.body) != {"error", "request_id"} or not answer.error_code or not answer.body["error"].get("message"):
+    code = answer.error_code
+    if set(answer.body) != {"error", "request_id"} or not code or not answer.body["error"].get("message"):
         problems.append(f"status {answer.status} without a JSON error document: {text[:120]!r}")
     if expect == "harmless":
-        problems.append(f"refused ({answer.status} {answer.error_code}), expected a harmless answer")
-    if "status" in entry and answer.status != entry["status"]:
-        problems.append(f"status {answer.status} {answer.error_code}, expected {entry['status']}")
-    elif "status" not in entry and answer.status not in REFUSAL_STATUSES:
-        problems.append(f"status {answer.status} {answer.error_code} is not a refusal")
-    if "code" in entry and answer.error_code != entry["code"]:
-        problems.append(f"code {answer.error_code}, expected {entry['code']}")
+        problems.append(f"refused ({answer.status} {code}), expected a harmless answer")
+    elif (answer.status, code) != (entry["status"], entry["code"]):
+        if code in DATABASE_CODES:
+            problems.append(
+                f"reached the database, which answered {answer.status} {code}; expected {entry['status']} "
+                f"{entry['code']}" + (" from the validator" if entry["code"] not in DATABASE_CODES else ""))
+        else:
+            problems.append(f"refused with {answer.status} {code}, expected {entry['status']} {entry['code']}")
     if answer.elapsed > (SLOW_SECONDS if entry.get("slow") else HARMLESS_SECONDS):
         problems.append(f"took {answer.elapsed:.1f} s to be refused")
     return problems
@@ -98,9 +200,10 @@ def judge(entry: dict[str, Any], answer: Answer, secrets: list[str]) -> list[str
 
 def test_hostile_corpus_is_refused_or_harmless_and_changes_nothing(lab: Lab, client: GatekeeperClient) -> None:
     entries = load_corpus("hostile")
-    assert len(entries) >= 300
+    assert len(entries) >= 600
     assert {entry["category"] for entry in entries} == HOSTILE_CATEGORIES
-    deadline = Deadline(420, "the hostile corpus")
+    assert corpus_problems(entries) == []
+    deadline = Deadline(480, "the hostile corpus")
     secrets = secret_values(lab)
     sql_nodes = lab.with_role("sql_node")
     before = {node.name: checksums(node) for node in sql_nodes}
@@ -109,12 +212,15 @@ def test_hostile_corpus_is_refused_or_harmless_and_changes_nothing(lab: Lab, cli
     misses: list[str] = []
     outcomes: dict[str, Counter] = defaultdict(Counter)
     codes: Counter = Counter()
+    where_refused: Counter = Counter()  # requests refused before / by the database
+    entry_outcomes: Counter = Counter()  # entries, by where their answers came from
     refusal_latency: list[float] = []
     for entry in entries:
         data, content_type = request_body(entry)
+        seen = set()
         for route in ROUTES:
             deadline.check()
-            answer = client.send(route, data, content_type)
+            answer = client.send(route, data, content_type, key=entry.get("key", ""))
             problems = judge(entry, answer, secrets)
             if problems:
                 misses.append(f"{entry['id']} on /{route}: {'; '.join(problems)} <- {describe(entry)}")
@@ -122,8 +228,14 @@ def test_hostile_corpus_is_refused_or_harmless_and_changes_nothing(lab: Lab, cli
             outcomes[entry["category"]]["refused" if refused else "harmless"] += 1
             if refused:
                 codes[f"{answer.status} {answer.error_code}"] += 1
+                where = "by_database" if answer.error_code in DATABASE_CODES else "before_database"
+                where_refused[where] += 1
+                seen.add(where)
                 if not entry.get("slow"):
                     refusal_latency.append(answer.elapsed)
+            else:
+                seen.add("harmless")
+        entry_outcomes[seen.pop() if len(seen) == 1 else "mixed"] += 1
 
     after = {node.name: checksums(node) for node in sql_nodes}
     changed = {
@@ -135,7 +247,18 @@ def test_hostile_corpus_is_refused_or_harmless_and_changes_nothing(lab: Lab, cli
         "requests": len(entries) * len(ROUTES),
         "routes": list(ROUTES),
         "by_category": {category: dict(counts) for category, counts in sorted(outcomes.items())},
+        "by_key": dict(Counter(str(entry.get("key", "default")) for entry in entries)),
         "refusals_by_status_and_code": dict(codes.most_common()),
+        "refusals_before_and_by_the_database": {
+            "requests": {"before_database": where_refused["before_database"],
+                         "by_database": where_refused["by_database"]},
+            "entries": {"before_database": entry_outcomes["before_database"],
+                        "by_database": entry_outcomes["by_database"], "harmless": entry_outcomes["harmless"],
+                        "mixed": entry_outcomes["mixed"]},
+        },
+        "entries_by_expected_code": dict(Counter(
+            f"{entry['status']} {entry['code']}" if entry["expect"] == "refuse" else entry["expect"]
+            for entry in entries).most_common()),
         "refusal_latency_ms_p50_p99": [
             round(sorted(refusal_latency)[len(refusal_latency) // 2] * 1000, 1),
             round(sorted(refusal_latency)[int(len(refusal_latency) * 0.99)] * 1000, 1),
@@ -154,8 +277,8 @@ def test_hostile_corpus_is_refused_or_harmless_and_changes_nothing(lab: Lab, cli
 
 def test_legitimate_corpus_is_accepted_with_the_servers_own_results(lab: Lab, client: GatekeeperClient) -> None:
     entries = load_corpus("legitimate")
-    assert len(entries) >= 100
-    assert LEGITIMATE_CATEGORIES <= {entry["category"] for entry in entries}
+    assert len(entries) >= 180
+    assert {entry["category"] for entry in entries} == LEGITIMATE_CATEGORIES
     deadline = Deadline(300, "the legitimate corpus")
     manager = lab.with_role("cluster_manager")[0]
     expected = run_as_root(manager, [inline_params(entry["query"], entry.get("params")) for entry in entries])

@@ -51,6 +51,7 @@ CONTAINER = 'cpm-test-svc-mariadb'
 DEFAULT_IMAGE = 'cloudpatterns/debian12-systemd:bookworm'
 API_KEY = 'test-key-' + 'k' * 40
 API_KEY_NAME = 'tester'
+READONLY_KEY = 'test-readonly-' + 'r' * 40
 SYSTEMD_FLAGS = [
     '--cap-add', 'SYS_ADMIN', '--cgroupns=host', '-v', '/sys/fs/cgroup:/sys/fs/cgroup:rw',
     '--tmpfs', '/run', '--tmpfs', '/run/lock', '--tmpfs', '/tmp', '--stop-signal', 'SIGRTMIN+3',
@@ -294,17 +295,18 @@ class Chain:
         return str(getattr(self, tier).make_url(path))
 
     async def query(self, route: str, query: str, params: list[Any] | None = None,
-                    headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any], Any]:
+                    headers: dict[str, str] | None = None, key: str = API_KEY) -> tuple[int, dict[str, Any], Any]:
         body: dict[str, Any] = {'query': query}
         if params is not None:
             body['params'] = params
-        all_headers = {'Authorization': f'Bearer {API_KEY}', **(headers or {})}
+        all_headers = {'Authorization': f'Bearer {key}', **(headers or {})}
         async with self.session.post(self.url(f'/{route}'), json=body, headers=all_headers) as response:
             return response.status, await response.json(), response.headers
 
-    async def proxy_query(self, route: str, query: str, params: list[Any] | None = None) -> tuple[int, dict[str, Any]]:
+    async def proxy_query(self, route: str, query: str, params: list[Any] | None = None,
+                          scope: str = 'default') -> tuple[int, dict[str, Any]]:
         """Straight to the proxy, as the trusted host would call it (skipping validation)."""
-        headers = {'X-Sqlgate-Secret': self.secrets['proxy']}
+        headers = {'X-Sqlgate-Secret': self.secrets['proxy'], 'X-Sqlgate-Scope': scope, 'X-Sqlgate-Key': 'direct'}
         async with self.session.post(self.url(f'/{route}', 'proxy'), json={'query': query, 'params': params or []},
                                      headers=headers) as response:
             return response.status, await response.json()
@@ -375,8 +377,9 @@ async def build_chain(
         write_secret(directory, f'{user}.password', password)
     tier_secrets = {'trusted': secrets.token_urlsafe(24), 'proxy': secrets.token_urlsafe(24)}
     keys_file = directory / 'api_keys'
-    keys_file.write_text(f'# name:sha256\n{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n'
-                         f'other:{hashlib.sha256(b"other-key-" + b"o" * 40).hexdigest()}\n')
+    keys_file.write_text(f'# name[:scope]:sha256\n{API_KEY_NAME}:{hashlib.sha256(API_KEY.encode()).hexdigest()}\n'
+                         f'other:{hashlib.sha256(b"other-key-" + b"o" * 40).hexdigest()}\n'
+                         f'reader:readonly:{hashlib.sha256(READONLY_KEY.encode()).hexdigest()}\n')
     passwords = database.passwords
     proxy_config = deep_merge({
         'host': '127.0.0.1',

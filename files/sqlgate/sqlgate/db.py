@@ -322,25 +322,9 @@ def _mogrify(cursor: pymysql.cursors.Cursor, sql: str, params: tuple[object, ...
         raise StatementFailure(400, 'invalid_placeholders', f'the params do not fit the placeholders: {exc}') from None
 
 
-def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits,
+def _stream_rows(cursor: pymysql.cursors.SSCursor, conn: Connection, limits: Limits,
                  db: DatabaseConfig) -> ReadResult:
-    """Run one read, streaming its rows and stopping at the scope's row and byte caps."""
-    cursor = conn.cursor(pymysql.cursors.SSCursor)
-    text = _mogrify(cursor, sql, params)
-    try:
-        cursor.execute(text)
-    except Exception as exc:  # noqa: BLE001
-        failure = translate(exc, db)
-        if not isinstance(failure, StatementFailure):
-            raise failure from None
-        try:
-            cursor.close()
-        except Exception:  # noqa: BLE001
-            failure.keep_connection = False
-        raise failure from None
-    if cursor.description is None:
-        cursor.close()
-        return ReadResult([], [])
+    """The rows of the result being read, stopping at the scope's row and byte caps."""
     columns = [str(column[0]) for column in cursor.description]
     rows: list[tuple[object, ...]] = []
     size = sum(len(name) + _VALUE_OVERHEAD for name in columns)
@@ -367,18 +351,42 @@ def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits:
         if isinstance(failure, StatementFailure):
             failure.keep_connection = False
         raise failure from None
-    cursor.close()
     return ReadResult(columns, convert_rows(rows))
 
 
+def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits,
+                 db: DatabaseConfig) -> ReadResult:
+    """Run one read, streaming its rows and stopping at the scope's row and byte caps."""
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
+    text = _mogrify(cursor, sql, params)
+    try:
+        cursor.execute(text)
+    except Exception as exc:  # noqa: BLE001
+        failure = translate(exc, db)
+        if not isinstance(failure, StatementFailure):
+            raise failure from None
+        try:
+            cursor.close()
+        except Exception:  # noqa: BLE001
+            failure.keep_connection = False
+        raise failure from None
+    if cursor.description is None:
+        cursor.close()
+        return ReadResult([], [])
+    result = _stream_rows(cursor, conn, limits, db)
+    cursor.close()
+    return result
+
+
 def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits, db: DatabaseConfig,
-                  killer: Callable[[], object] | None = None) -> WriteResult:
+                  killer: Callable[[], object] | None = None) -> WriteResult | ReadResult:
     """Run one write in a transaction; roll it back when it matched more rows than the scope allows.
 
     ``killer`` stops the statement from another connection; it runs when the statement outlives the
-    scope's time on a server whose own limit does not cover writes (MySQL).
+    scope's time on a server whose own limit does not cover writes (MySQL). A locking read (SELECT ...
+    FOR UPDATE) is a write for routing; its rows come back capped like any read's.
     """
-    cursor = conn.cursor()
+    cursor = conn.cursor(pymysql.cursors.SSCursor)
     text = _mogrify(cursor, sql, params)
     watchdog = None
     try:
@@ -389,6 +397,11 @@ def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits
                 cursor.execute(text)
         else:
             cursor.execute(text)
+        if cursor.description is not None:
+            rows = _stream_rows(cursor, conn, limits, db)
+            cursor.close()
+            conn.commit()
+            return rows
         result = conn._result
         matched = matched_rows(cursor.rowcount, getattr(result, 'message', None))
         if matched > limits.max_affected_rows:
@@ -397,10 +410,11 @@ def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits
                 403, 'too_many_rows',
                 f'the statement would change {matched} rows; this API key may change at most '
                 f'{limits.max_affected_rows} per statement, so nothing was changed')
-        last_insert_id = cursor.lastrowid or None
+        affected, last_insert_id = cursor.rowcount, cursor.lastrowid or None
         conn.commit()
     except StatementFailure:
-        cursor.close()
+        with contextlib.suppress(Exception):
+            cursor.close()
         raise
     except Exception as exc:  # noqa: BLE001
         failure = translate(exc, db)
@@ -409,7 +423,7 @@ def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits
         _rollback_quietly(conn, failure)
         raise failure from None
     cursor.close()
-    return WriteResult(cursor.rowcount, last_insert_id, matched)
+    return WriteResult(affected, last_insert_id, matched)
 
 
 def _rollback_quietly(conn: Connection, failure: Exception) -> None:

@@ -203,13 +203,13 @@ class Gatekeeper:
         server = self.config.server
         # The body is read before the request counts as in flight: slow senders hold no slot.
         body = await read_body(request, server.max_body_bytes, server.body_timeout)
-        parse_query_request(body, request.content_type, self.limits)
         key = self.keys.get(name)
         if key is None:  # revoked while its body was arriving
             self.auth_failures.inc('invalid')
             raise ApiError(
                 401, 'invalid_credentials', 'the API key is not valid', headers={'WWW-Authenticate': 'Bearer'}
             )
+        parse_query_request(body, request.content_type, self.limits)
         self.acquire(name)
         try:
             relayed = await self.upstream.post(
