@@ -96,12 +96,12 @@ FOREIGN_COLUMNS = re.compile(
     re.IGNORECASE,
 )
 # A value of a harmless answer that only another schema, a variable or an identity function holds: a database
-# account (with its host, as USER() gives it), a schema name, a server path, a Galera address, a UUID.
+# account (with its host, as USER() gives it), a schema name, a server path, a Galera address, a UUID. The server
+# writes all of them in lower case (UNHEX('4d7973716c') is 'Mysql', a harmless answer).
 FOREIGN_VALUES = re.compile(
     r"^((root|mariadb\.sys|mysql\.(sys|session|infoschema)|sg_\w+_[rw]|sqlgate_probe|sakila_app)(@.*)?|"
     r"information_schema|performance_schema|mysql|sys|localhost|gcomm://.*|/(etc|var|usr|run|tmp|proc)/.*|"
-    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$",
-    re.IGNORECASE,
+    r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$"
 )
 
 

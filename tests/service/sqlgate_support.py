@@ -31,9 +31,10 @@ from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
 REPO = Path(__file__).resolve().parents[2]
-_PACKAGE_ROOT = str(REPO / 'files' / 'sqlgate')
-if _PACKAGE_ROOT not in sys.path:
-    sys.path.insert(0, _PACKAGE_ROOT)
+# The services' package, and the collection (its policy filter derives the database users the tests run as).
+for _path in (str(REPO / 'files' / 'sqlgate'), str(REPO / 'collections')):
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
 from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import (  # noqa: E402
     sql_policy_accounts,

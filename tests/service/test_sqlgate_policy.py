@@ -96,7 +96,7 @@ async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
     conn, db = session(database, 'sg_default_w', write=True)
     try:
         result = execute_write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,), LIMITS, db)
-        assert (result.matched_rows, result.affected_rows) == (100, 100)  # CLIENT_FOUND_ROWS: matched, not changed
+        assert (result.matched_rows, result.affected_rows) == (100, 0)  # CLIENT_FOUND_ROWS: matched counts, unchanged
         up = execute_write(conn, 'UPDATE payment SET amount = amount + 1 WHERE payment_id <= %s', (99,), LIMITS, db)
         down = execute_write(conn, 'UPDATE payment SET amount = amount - 1 WHERE payment_id <= %s', (99,), LIMITS, db)
         assert up.matched_rows == down.matched_rows == 99

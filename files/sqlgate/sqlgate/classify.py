@@ -4,8 +4,9 @@
 
 A statement is a read when it starts with SELECT, SHOW, EXPLAIN or DESCRIBE (or is a WITH ... SELECT)
 and has no locking clause (FOR UPDATE, FOR SHARE, LOCK IN SHARE MODE) and no INTO. Everything else,
-including anything the lexers cannot read, is a write: a write goes to the manager, which is always
-correct; a read only goes to a worker when that is certainly safe.
+including anything the lexer (``sqllex``, the one the validator uses) refuses to read, is a write: a
+write goes to the manager, which is always correct; a read only goes to a worker when that is
+certainly safe.
 """
 
 from __future__ import annotations

@@ -438,12 +438,15 @@ def _scope_sections(root: _Section) -> list[tuple[str, _Section]]:
 
 def _trusted(root: _Section) -> TrustedConfig:
     server = _server(root, 'trusted')
+    if 'scopes' in root.data:
+        scopes = {name: _policy(section, server.max_query_length) for name, section in _scope_sections(root)}
+    else:  # one scope, 'default', with the defaults
+        scopes = {'default': _policy(_Section({}, 'scopes.default'), server.max_query_length)}
     return TrustedConfig(
         server=server,
         tier_auth=_tier_auth(root),
         upstream=_upstream(root, 20.0),
-        scopes=({name: _policy(section, server.max_query_length) for name, section in _scope_sections(root)}
-                if 'scopes' in root.data else {'default': _policy(_Section({}, 'scopes.default'), server.max_query_length)}),
+        scopes=scopes,
     )
 
 

@@ -58,6 +58,7 @@ _DENIED_COLUMN = re.compile(r"for column [`']([^`']+)[`'] in table [`']([^`']+)[
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([A-Za-z0-9_.$]{1,130})'")
 _UNKNOWN_TABLE = re.compile(r"Table '[A-Za-z0-9_$]+\.([A-Za-z0-9_$]{1,64})' doesn't exist")
 _MATCHED = re.compile(rb'(?:Rows matched|Records): *(\d+)')
+_CHANGED = re.compile(rb'Changed: *(\d+)')
 
 
 @dataclass(frozen=True)
@@ -281,6 +282,14 @@ def translate(exc: BaseException, db: DatabaseConfig) -> Exception:
     return exc if isinstance(exc, Exception) else RuntimeError(str(exc))
 
 
+def changed_rows(affected: int, info: bytes | str | None) -> int:
+    """Rows an UPDATE really changed ('Changed: N'; with CLIENT_FOUND_ROWS the affected count is the matched one)."""
+    if isinstance(info, str):
+        info = info.encode('utf-8', 'replace')
+    found = _CHANGED.search(info or b'')
+    return int(found.group(1)) if found else max(affected, 0)
+
+
 def matched_rows(affected: int, info: bytes | str | None) -> int:
     """Rows a write touched: the server's 'Rows matched: N' (UPDATE with CLIENT_FOUND_ROWS) or 'Records: N'
     (multi-row INSERT, INSERT ... SELECT, upserts) when it says so, else the affected-row count."""
@@ -402,15 +411,15 @@ def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits
             cursor.close()
             conn.commit()
             return rows
-        result = conn._result
-        matched = matched_rows(cursor.rowcount, getattr(result, 'message', None))
+        info = getattr(conn._result, 'message', None)
+        matched = matched_rows(cursor.rowcount, info)
         if matched > limits.max_affected_rows:
             conn.rollback()
             raise StatementFailure(
                 403, 'too_many_rows',
                 f'the statement would change {matched} rows; this API key may change at most '
                 f'{limits.max_affected_rows} per statement, so nothing was changed')
-        affected, last_insert_id = cursor.rowcount, cursor.lastrowid or None
+        affected, last_insert_id = changed_rows(cursor.rowcount, info), cursor.lastrowid or None
         conn.commit()
     except StatementFailure:
         with contextlib.suppress(Exception):

@@ -350,7 +350,8 @@ class Proxy:
         if isinstance(result, ReadResult):
             document.update(columns=result.columns, rows=result.rows, row_count=len(result.rows))
         else:
-            document.update(affected_rows=result.affected_rows, last_insert_id=result.last_insert_id)
+            document.update(affected_rows=result.affected_rows, matched_rows=result.matched_rows,
+                            last_insert_id=result.last_insert_id)
         return web.Response(
             body=json_bytes(document), content_type='application/json', headers={NODE_HEADER: node, KIND_HEADER: kind}
         )

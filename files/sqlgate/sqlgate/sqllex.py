@@ -15,7 +15,8 @@ tokens into one, the text is refused rather than guessed at:
 * every comment (``#``, ``--``, ``/* */``; MySQL *executes* ``/*! */``, ``/*M! */`` and ``/*+ */``);
 * a second statement after ``;``;
 * characters outside a small allow-list outside literals (``@``, ``$``, ``\\``, ``?``, braces,
-  brackets, non-ASCII and control characters);
+  brackets, non-ASCII and control characters), and anything but printable ASCII in a backtick name
+  (MySQL compares column names ignoring case and accents, so ```pässword``` could name ``password``);
 * unterminated literals (400);
 * ``ambiguous_token``: a number directly followed by a letter, digit, ``_`` or ``$`` (``1.5from``,
   ``0x1where``, ``1_000``: MySQL reads some of these as one identifier, some as two tokens); a name
@@ -40,26 +41,32 @@ from typing import NamedTuple
 # Deeper nesting serves no sakila query and would let a hostile text exhaust the analysis.
 MAX_DEPTH = 64
 
-_WHITESPACE = frozenset(' \t\r\n')
-_WS_RUN = re.compile(r'[ \t\r\n]+')
-_WORD_RUN = re.compile(r'[A-Za-z0-9_]+')
-_NUMBER = re.compile(r'0x[0-9a-fA-F]+|0b[01]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?')
+_WS_RUN = re.compile(r'[ \t\r\n]*')
+# The tokens read by one regular expression (leading whitespace included): 1 word, 2 ( ) , 3 number,
+# 4 dot, 5 comment, 6 operator, 7 %s %% %. A '.' directly after a name is a qualifier's dot, not a
+# number. Quotes, ';', ':' and refused characters are read by hand.
+_TOKEN = re.compile(
+    r'[ \t\r\n]*(?:'
+    r'([A-Za-z_][A-Za-z0-9_]*)'
+    r'|([(),])'
+    r'|(0x[0-9a-fA-F]+|0b[01]+|(?:[0-9]+(?:\.[0-9]*)?|(?<![A-Za-z0-9_`])\.[0-9]+)(?:[eE][+-]?[0-9]+)?)'
+    r'|(\.)'
+    r'|(--|/\*|\#)'
+    r'|(<=>|->>|<=|>=|<>|!=|<<|>>|&&|\|\||->|[=<>!~^&|+*/-])'
+    r'|(%[s%]?)'
+    r')'
+)
 _STRING_RUN = {"'": re.compile(r"[^'\\]*"), '"': re.compile(r'[^"\\]*')}
 _HEX_BODY = re.compile(r"[0-9a-fA-F]*'")
 _BIT_BODY = re.compile(r"[01]*'")
-_LETTERS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_')
-_DIGITS = frozenset('0123456789')
-_WORD_CHARS = _LETTERS | _DIGITS
-# After a number: characters that MySQL could read as part of the same token.
+_WORD_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789')
+# After a number or a quoted literal: characters that MySQL could read as part of the same token.
 _NUMBER_GLUE = _WORD_CHARS | {'$'}
-# Characters after which a '.' is a qualifier's dot, not the start of a number.
-_NAME_END = _WORD_CHARS | {'`'}
 # Characters that must not touch a %s placeholder: the value the driver writes in would merge with them.
 _PLACEHOLDER_GLUE = _WORD_CHARS | {"'", '"', '`', '.', '$'}
-_OPERATORS3 = frozenset({'<=>', '->>'})
-_OPERATORS2 = frozenset({'<=', '>=', '<>', '!=', '<<', '>>', '&&', '||', '->'})
-_OPERATORS1 = frozenset('=<>!~^&|+-*/')
-_PUNCT = frozenset('(),.')
+_QUOTES = frozenset({"'", '"', '`'})
+# Quoted names are printable ASCII only.
+_NAME_CHAR_PROBLEM = re.compile(r'[^\x20-\x7e]')
 _CHAR_HINTS = {
     '@': 'variables are not allowed',
     '\\': 'a backslash is only allowed inside a quoted string',
@@ -192,144 +199,142 @@ def _binary_literal_end(text: str, prefix: int, quote: int, body: re.Pattern[str
     return match.end()
 
 
-def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the characters, on purpose
+def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpose
     """Read ``text`` as MySQL does; refuse comments, stacked statements, stray characters and ambiguous tokens."""
     n = len(text)
     toks: list[Tok] = []
     append = toks.append
+    new = tuple.__new__
+    match = _TOKEN.match
     literals: list[Literal] = []
     placeholders = 0
     format_problem: str | None = None
     depth = 0
     code_end = 0
     semicolon = False
-    i = 0
-    while i < n:
-        c = text[i]
-        if c in _WHITESPACE:
-            i = _WS_RUN.match(text, i).end()  # type: ignore[union-attr]
+    pos = 0
+    while True:
+        m = match(text, pos)
+        if m is not None:
+            group = m.lastindex
+            start = m.start(group)  # type: ignore[arg-type]
+            end = m.end()
+            if semicolon:
+                raise LexError('multiple_statements', 'only one statement per request is allowed')
+            if group == 1:  # a word
+                word = m.group(1)
+                nxt = text[end:end + 1]
+                if word[0] == '_' and word[1:].lower() in _CHARSETS:
+                    raise LexError('unsupported_syntax', f'the character set introducer {word} at offset {start} is '
+                                                         'not supported; pass the value as a parameter', 400)
+                if nxt in _QUOTES:
+                    if nxt != "'":
+                        raise _ambiguous(start, f'the name {word} directly followed by a quote')
+                    up = word.upper()
+                    if up == 'N':
+                        end = _string_end(text, end)
+                        kind = 'string'
+                    elif up == 'X':
+                        end = _binary_literal_end(text, start, end, _HEX_BODY, 'hexadecimal')
+                        kind = 'number'
+                    elif up == 'B':
+                        end = _binary_literal_end(text, start, end, _BIT_BODY, 'binary')
+                        kind = 'number'
+                    else:
+                        raise _ambiguous(start, f'the name {word} directly followed by a quote')
+                    literals.append(Literal(start + 1, end, "'"))
+                    if format_problem is None:
+                        format_problem = _literal_format_problem(text, start + 1, end)
+                    if end < n and text[end] in _NUMBER_GLUE:
+                        raise _ambiguous(start, 'a quoted literal directly followed by a name')
+                    value = text[start:end]
+                    append(new(Tok, (kind, value, value, value, start, depth)))
+                else:
+                    append(new(Tok, ('word', word, word.upper(), word.lower(), start, depth)))
+            elif group == 2:  # ( ) ,
+                char = text[start]
+                if char == ')':
+                    depth -= 1
+                    if depth < 0:
+                        raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {start}", 400)
+                    append(new(Tok, ('punct', ')', ')', ')', start, depth)))
+                elif char == '(':
+                    append(new(Tok, ('punct', '(', '(', '(', start, depth)))
+                    depth += 1
+                    if depth > MAX_DEPTH:
+                        raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
+                else:
+                    append(new(Tok, ('punct', ',', ',', ',', start, depth)))
+            elif group == 3:  # a number
+                if toks and toks[-1][1] == '.' and toks[-1][0] == 'punct':
+                    raise _ambiguous(start, "a name part after '.' that starts with a digit")
+                if end < n and text[end] in _NUMBER_GLUE:
+                    raise _ambiguous(start, f'the number {text[start:end]} directly followed by {text[end]!r}')
+                value = m.group(3)
+                append(new(Tok, ('number', value, value, value, start, depth)))
+            elif group == 4:  # a qualifier's dot
+                append(new(Tok, ('punct', '.', '.', '.', start, depth)))
+            elif group == 5:
+                raise LexError(
+                    'comment_not_allowed',
+                    "comments are not allowed ('#', '--' and '/* */'; MySQL executes /*! */ comments)",
+                )
+            elif group == 6:  # an operator
+                value = m.group(6)
+                append(new(Tok, ('op', value, value, value, start, depth)))
+            else:  # %s, %% or %
+                value = m.group(7)
+                if value == '%s':
+                    if (start and text[start - 1] in _PLACEHOLDER_GLUE) or (end < n and text[end] in _PLACEHOLDER_GLUE):
+                        raise _ambiguous(start, 'a %s placeholder touching another token')
+                    placeholders += 1
+                    append(new(Tok, ('placeholder', '%s', '%s', '%s', start, depth)))
+                else:  # the driver turns '%%' into '%' (modulo) when there are params
+                    if value == '%' and format_problem is None:
+                        format_problem = (f"with params, a '%' at offset {start} must be written '%%' "
+                                          '(only %s placeholders exist)')
+                    append(new(Tok, ('op', value, value, value, start, depth)))
+            pos = code_end = end
             continue
+        # Whitespace, then a quote, ';', ':', a refused character or the end.
+        pos = _WS_RUN.match(text, pos).end()  # type: ignore[union-attr]  # '*' always matches
+        if pos >= n:
+            break
+        c = text[pos]
         if semicolon:
             raise LexError('multiple_statements', 'only one statement per request is allowed')
-        if c in _LETTERS:
-            j = _WORD_RUN.match(text, i).end()  # type: ignore[union-attr]
-            word = text[i:j]
-            if word[0] == '_' and word[1:].lower() in _CHARSETS:
-                raise LexError('unsupported_syntax', f'the character set introducer {word} at offset {i} is not '
-                                                     'supported; pass the value as a parameter', 400)
-            nxt = text[j] if j < n else ''
-            if nxt == "'":
-                up = word.upper()
-                if up == 'N':
-                    end = _string_end(text, j)
-                    kind = 'string'
-                elif up == 'X':
-                    end = _binary_literal_end(text, i, j, _HEX_BODY, 'hexadecimal')
-                    kind = 'number'
-                elif up == 'B':
-                    end = _binary_literal_end(text, i, j, _BIT_BODY, 'binary')
-                    kind = 'number'
-                else:
-                    raise _ambiguous(i, f'the name {word} directly followed by a quote')
-                literals.append(Literal(j, end, "'"))
-                if format_problem is None:
-                    format_problem = _literal_format_problem(text, j, end)
-                if end < n and text[end] in _NUMBER_GLUE:
-                    raise _ambiguous(i, 'a quoted literal directly followed by a name')
-                value = text[i:end]
-                append(Tok(kind, value, value, value, i, depth))
-                i = code_end = end
-                continue
-            if nxt == '"' or nxt == '`':
-                raise _ambiguous(i, f'the name {word} directly followed by a quote')
-            append(Tok('word', word, word.upper(), word.lower(), i, depth))
-            i = code_end = j
-            continue
-        nxt = text[i + 1] if i + 1 < n else ''
-        if c in _DIGITS or (c == '.' and nxt in _DIGITS and not (i and text[i - 1] in _NAME_END)):
-            if toks and toks[-1].kind == 'punct' and toks[-1].value == '.':
-                raise _ambiguous(i, "a name part after '.' that starts with a digit")
-            j = _NUMBER.match(text, i).end()  # type: ignore[union-attr]
-            if j < n and text[j] in _NUMBER_GLUE:
-                raise _ambiguous(i, f'the number {text[i:j]} directly followed by {text[j]!r}')
-            value = text[i:j]
-            append(Tok('number', value, value, value, i, depth))
-            i = code_end = j
-            continue
         if c == "'" or c == '"':
-            end = _string_end(text, i)
-            literals.append(Literal(i, end, c))
+            end = _string_end(text, pos)
+            literals.append(Literal(pos, end, c))
             if format_problem is None:
-                format_problem = _literal_format_problem(text, i, end)
+                format_problem = _literal_format_problem(text, pos, end)
             if end < n and text[end] in _NUMBER_GLUE:
-                raise _ambiguous(i, 'a quoted string directly followed by a name')
-            value = text[i:end]
-            append(Tok('string', value, value, value, i, depth))
-            i = code_end = end
-            continue
-        if c == '`':
-            end = _name_end(text, i)
-            literals.append(Literal(i, end, c))
+                raise _ambiguous(pos, 'a quoted string directly followed by a name')
+            value = text[pos:end]
+            append(new(Tok, ('string', value, value, value, pos, depth)))
+        elif c == '`':
+            end = _name_end(text, pos)
+            bad = _NAME_CHAR_PROBLEM.search(text, pos + 1, end - 1)
+            if bad is not None:
+                # MySQL folds case and accents when it compares column names (`pässword` may name password)
+                raise LexError('character_not_allowed',
+                               f'{_describe_char(bad.group())} (in the quoted name at offset {pos})')
+            literals.append(Literal(pos, end, c))
             if format_problem is None:
-                format_problem = _literal_format_problem(text, i, end)
+                format_problem = _literal_format_problem(text, pos, end)
             if end < n and (text[end] in _NUMBER_GLUE or text[end] in '\'"'):
-                raise _ambiguous(i, 'a quoted name directly followed by a name or a quote')
-            value = text[i:end]
-            append(Tok('qword', value, value, value[1:-1].replace('``', '`').lower(), i, depth))
-            i = code_end = end
-            continue
-        if c == '%':
-            if nxt == 's':
-                if (i and text[i - 1] in _PLACEHOLDER_GLUE) or (i + 2 < n and text[i + 2] in _PLACEHOLDER_GLUE):
-                    raise _ambiguous(i, 'a %s placeholder touching another token')
-                placeholders += 1
-                append(Tok('placeholder', '%s', '%s', '%s', i, depth))
-                i = code_end = i + 2
-                continue
-            if nxt == '%':  # the driver turns '%%' into '%' (modulo) when there are params
-                append(Tok('op', '%%', '%%', '%%', i, depth))
-                i = code_end = i + 2
-                continue
-            if format_problem is None:
-                format_problem = f"with params, a '%' at offset {i} must be written '%%' (only %s placeholders exist)"
-            append(Tok('op', '%', '%', '%', i, depth))
-            i = code_end = i + 1
-            continue
-        if c in _PUNCT:
-            if c == ')':
-                depth -= 1
-                if depth < 0:
-                    raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {i}", 400)
-            append(Tok('punct', c, c, c, i, depth))
-            if c == '(':
-                depth += 1
-                if depth > MAX_DEPTH:
-                    raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
-            i = code_end = i + 1
-            continue
-        if c == ';':
+                raise _ambiguous(pos, 'a quoted name directly followed by a name or a quote')
+            value = text[pos:end]
+            append(new(Tok, ('qword', value, value, value[1:-1].replace('``', '`').lower(), pos, depth)))
+        elif c == ';':
             semicolon = True
-            i += 1
+            pos += 1
             continue
-        if c == '#' or (c == '/' and nxt == '*') or (c == '-' and nxt == '-'):
-            raise LexError(
-                'comment_not_allowed',
-                "comments are not allowed ('#', '--' and '/* */'; MySQL executes /*! */ comments)",
-            )
-        if c == ':' and nxt == '=':
-            raise LexError('unsupported_syntax', f"the ':=' assignment at offset {i} is not supported; use '='", 400)
-        if c in _OPERATORS1:
-            if text[i:i + 3] in _OPERATORS3:
-                j = i + 3
-            elif c + nxt in _OPERATORS2:
-                j = i + 2
-            else:
-                j = i + 1
-            value = text[i:j]
-            append(Tok('op', value, value, value, i, depth))
-            i = code_end = j
-            continue
-        raise LexError('character_not_allowed', _describe_char(c))
+        elif c == ':' and text[pos + 1:pos + 2] == '=':
+            raise LexError('unsupported_syntax', f"the ':=' assignment at offset {pos} is not supported; use '='", 400)
+        else:
+            raise LexError('character_not_allowed', _describe_char(c))
+        pos = code_end = end
     if depth != 0:
         raise LexError('unbalanced_parentheses', 'unbalanced parentheses', 400)
     if not toks:

@@ -193,6 +193,7 @@ _SET_OPERATORS = frozenset({'UNION', 'EXCEPT', 'INTERSECT'})
 # Words that can never be an alias in a table list, though MySQL does not reserve them all.
 _NEVER_ALIAS = frozenset({'VALUE', 'VALUES', 'RETURNING'})
 _NONE: frozenset[str] = frozenset()
+_AS = frozenset({'AS'})
 _ORDER_WORDS = frozenset({'ASC', 'DESC'})
 _WINDOW_WORDS = frozenset({
     'PARTITION', 'BY', 'ORDER', 'ASC', 'DESC', 'ROWS', 'RANGE', 'GROUPS', 'UNBOUNDED', 'PRECEDING', 'FOLLOWING',
@@ -253,6 +254,7 @@ class _Parser:
         self.quals: list[tuple[int, ...]] = []  # token indexes of the qualifier parts of each x.y / x.y.z / x.*
         self.refs: list[tuple[str | None, str, int, str]] = []  # (schema, table, token index, 'read'/'write')
         self.blocks: list[_Block] = []
+        self.locked: list[int] = []  # token indexes of the names in FOR UPDATE OF ...
         self.where: tuple[int, int] | None = None  # the top-level WHERE of UPDATE/DELETE, token range
 
     # -- errors -----------------------------------------------------------------------------------
@@ -445,9 +447,10 @@ class _Parser:
                 if w[i] == 'OF':
                     i += 1
                     while True:
-                        if not self.is_name(i):
-                            raise self.unsupported(i, 'expected a table name after OF')
-                        i = self.table_name(i)[0]
+                        if not self.is_name(i) or self.v[i + 1] == '.':
+                            raise self.unsupported(i, 'expected the name or alias of a table of the query after OF')
+                        self.locked.append(i)
+                        i += 1
                         if self.v[i] != ',':
                             break
                         i += 1
@@ -574,7 +577,10 @@ class _Parser:
                 j += 1
             if v[j] != '=' or self.k[j] != 'op':
                 raise self.unsupported(j, "expected '=' (':=' is not supported)")
-            j = self.condition(j + 1)
+            start = j + 1
+            j = self.expr(start, stops=_AS)  # INSERT ... SET a = 1 AS new: the row alias
+            if j == start:
+                raise self.unsupported(j, 'expected an expression')
             if v[j] != ',':
                 return j
             j += 1
@@ -710,17 +716,25 @@ class _Parser:
             i += 1
 
     def table_ref(self, i: int, mode: str, block: _Block) -> int:
+        """A table factor and its joins; ON and USING (...) only as the condition of a JOIN."""
         w = self.w
         i = self.table_factor(i, mode, block)
+        pending = 0  # joins that may still take a condition: a JOIN b JOIN c ON ... ON ... nests
         while True:
             up = w[i]
             if up in _JOIN_WORDS:
+                if up != 'NATURAL':
+                    pending += 1
                 i = self.table_factor(self.join_words(i), mode, block)
             elif up == 'ON' and w[i + 1] != 'DUPLICATE':
+                if not pending:
+                    raise self.unreadable(i, 'ON without a JOIN')
+                pending -= 1
                 i = self.condition(i + 1)
             elif up == 'USING':
-                if self.v[i + 1] != '(':
-                    raise self.unreadable(i, 'USING needs a parenthesised column list')
+                if not pending or self.v[i + 1] != '(':
+                    raise self.unreadable(i, 'USING (...) is only allowed as the condition of a JOIN')
+                pending -= 1
                 i = self.name_list(i + 1)
             else:
                 return i
@@ -969,11 +983,12 @@ class _Parser:
                     i += 1
                     continue
                 if v[i + 1] == '(':
-                    if up in _CALLABLE or (up not in _RESERVED and up not in _EXPR_KEYWORDS):
-                        i = self.call(i)
+                    if up in _EXPR_KEYWORDS and up not in _CALLABLE and (
+                            up in _RESERVED or (up in ('ANY', 'SOME') and self.starts_query(i + 2))):
+                        i += 1  # IN (...), EXISTS (...), NOT (...), = ANY (SELECT ...): the group comes next
                         continue
-                    if up in _EXPR_KEYWORDS:
-                        i += 1
+                    if up in _CALLABLE or up not in _RESERVED:
+                        i = self.call(i)  # END(...), ESCAPE(...) would call a stored function: refused there
                         continue
                     return i
                 if up in _EXPR_KEYWORDS:
@@ -1166,7 +1181,7 @@ class _Parser:
 
     # Functions whose parentheses hold more than a list of expressions.
     def _cast(self, j: int) -> int:
-        j = self.expr(j, stops=frozenset({'AS'}))
+        j = self.expr(j, stops=_AS)
         if self.w[j] != 'AS':
             raise self.unsupported(j, 'expected CAST(expression AS type)')
         return self.type_spec(j + 1)
@@ -1210,7 +1225,7 @@ class _Parser:
         return self.on_empty_error(j)
 
     def _weight_string(self, j: int) -> int:
-        j = self.expr(j, stops=frozenset({'AS'}))
+        j = self.expr(j, stops=_AS)
         return self.type_spec(j + 1) if self.w[j] == 'AS' else j
 
 
@@ -1226,6 +1241,8 @@ _SPECIAL_ARGUMENTS = {
     'substr': _Parser._substring,
     'mid': _Parser._substring,
     'group_concat': _Parser._group_concat,
+    'json_arrayagg': _Parser._group_concat,  # MariaDB: JSON_ARRAYAGG(x ORDER BY y LIMIT n)
+    'json_objectagg': _Parser._group_concat,
     'json_value': _Parser._json_value,
     'weight_string': _Parser._weight_string,
 }
@@ -1291,6 +1308,10 @@ def _check_qualifiers(parser: _Parser, policy: Policy) -> None:
                 raise _Refused('table_not_allowed', f'the table {table} is not allowed')
         elif qualifier not in valid:
             raise _Refused('unknown_qualifier', f'{qualifier} is neither an allowed table nor an alias of this query')
+    for index in parser.locked:
+        if toks[index].name not in valid:
+            raise _Refused('unknown_qualifier',
+                           f'{toks[index].name} is neither an allowed table nor an alias of this query')
 
 
 def _check_stars(parser: _Parser, policy: Policy) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from sqlgate.config import DEFAULT_BODY_LIMITS, DEFAULT_MAX_QUERY_LENGTH
 from sqlgate.errors import ApiError
 from sqlgate.request import RequestLimits, parse_query_request
@@ -46,9 +47,9 @@ def _constants(*names: str) -> dict[str, Any]:
     """Module-level literals of the e2e test, read without importing it (it needs docker and the lab)."""
     found = {}
     for node in ast.parse(INJECTION_TEST.read_text()).body:
-        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            if node.targets[0].id in names:
-                found[node.targets[0].id] = ast.literal_eval(node.value)
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else None
+        if isinstance(target, ast.Name) and target.id in names:
+            found[target.id] = ast.literal_eval(node.value)
     assert set(found) == set(names), f'{INJECTION_TEST} no longer defines {set(names) - set(found)}'
     return found
 

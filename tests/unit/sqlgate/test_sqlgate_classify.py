@@ -23,6 +23,10 @@ from sqlgate.classify import classify
     '(SELECT 1) UNION (SELECT 2)',
     "SELECT 'FOR UPDATE', 'INTO', `into` FROM actor",
     'SELECT * FROM actor;',
+    "SELECT 0x41, X'41', N'x', 1.5e3 FROM dual",
+    'SELECT a.first_name FROM actor a JOIN film_actor USING (actor_id) WHERE a.actor_id = %s',
+    "WITH RECURSIVE r (n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
+    'SELECT `for` FROM `update`',
 ])
 def test_reads(sql):
     assert classify(sql) == 'read'
@@ -50,6 +54,17 @@ def test_reads(sql):
     '',
     'SELECT (1',
     '123',
+    # whatever the lexer refuses to read is a write
+    'SELECT 1.5from staff',
+    "SELECT _utf8mb4'x'",
+    "SELECT 'x'where 1",
+    "SELECT X'zz'",
+    'SELECT a := 1',
+    'SELECT 1 FROM actor WHERE actor_id = %sor 1',
+    'SELECT ' + '(' * 65 + '1' + ')' * 65,
+    'SELECT * FROM actor FOR SHARE NOWAIT',
+    'EXPLAIN ANALYZE SELECT * FROM actor',
+    'DESCRIBE DELETE FROM actor WHERE actor_id = 1',
 ])
 def test_writes(sql):
     assert classify(sql) == 'write'

@@ -8,7 +8,7 @@ import pymysql
 import pytest
 
 from sqlgate.config import DatabaseConfig
-from sqlgate.db import NodeFailure, StatementFailure, matched_rows, session_settings, translate
+from sqlgate.db import NodeFailure, StatementFailure, changed_rows, matched_rows, session_settings, translate
 
 DB = DatabaseConfig('sakila', 'u', b'p', 'utf8mb4', 1.0, 2.0, 2.0, 5.0)
 
@@ -46,6 +46,12 @@ def test_composite_modes_that_bring_back_ansi_quotes_are_removed(composite):
 ])
 def test_matched_rows_prefers_what_the_server_says_it_matched(affected, info, matched):
     assert matched_rows(affected, info) == matched
+
+
+def test_changed_rows_of_an_update_come_from_the_servers_info():
+    assert changed_rows(5, b'Rows matched: 5  Changed: 3  Warnings: 0') == 3
+    assert changed_rows(2, b'Records: 2  Duplicates: 0  Warnings: 0') == 2
+    assert changed_rows(1, None) == 1
 
 
 @pytest.mark.parametrize(('exc', 'timeout'), [
