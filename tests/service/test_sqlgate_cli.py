@@ -156,7 +156,7 @@ async def test_the_services_run_log_json_lines_and_stop_cleanly_on_sigterm(servi
         # A request in flight when SIGTERM arrives still gets its answer.
         slow = asyncio.create_task(session.post(
             services.url('proxy', '/direct'), json={'query': 'DO SLEEP(2)'},
-            headers={'X-Sqlgate-Secret': services.secrets['proxy']}))
+            headers={'X-Sqlgate-Secret': services.secrets['proxy'], 'X-Sqlgate-Scope': 'default'}))
         await asyncio.sleep(0.8)
         services.processes['proxy'].send_signal(signal.SIGTERM)
         response = await slow

@@ -93,6 +93,8 @@ class Edge:
         config = {'host': '127.0.0.1', 'allowed_clients': ['127.0.0.1'],
                   'client_secret_file': str(self.directory / 'secret'),
                   'database': {'user': 'nobody', 'password_file': str(self.directory / 'db_password')},
+                  'scopes': {'default': {'read_user': 'nobody',
+                                         'read_password_file': str(self.directory / 'db_password')}},
                   'nodes': [{'name': 'manager', 'host': '127.0.0.1', 'port': 9, 'role': 'manager'}],
                   'health': {'probe_interval': 60}}
         config.update(overrides)
@@ -345,7 +347,7 @@ async def test_one_json_access_line_per_request(edge, caplog):
 # -- tier authentication ---------------------------------------------------------------------------
 async def test_the_trusted_host_accepts_only_the_gatekeeper(edge):
     url = await edge.trusted()
-    good = {'X-Sqlgate-Secret': edge.secret}
+    good = {'X-Sqlgate-Secret': edge.secret, 'X-Sqlgate-Scope': 'default'}
     status, body, headers = await edge.post(f'{url}/direct', {'query': 'SELECT 1 LIMIT 1'}, {})
     assert_error(status, body, headers, 401, 'tier_auth_failed')
     status, body, headers = await edge.post(f'{url}/direct', {'query': 'SELECT 1 LIMIT 1'},
@@ -402,7 +404,7 @@ async def test_403_carries_the_reason_and_the_trusted_host_logs_it(edge, caplog,
 
 
 async def test_the_trusted_host_appends_the_limit_and_forwards_params(edge):
-    trusted = await edge.trusted(policy={'select_limit_cap': 25})
+    trusted = await edge.trusted(scopes={'default': {'select_limit_cap': 25}})
     url = await edge.gatekeeper(upstream_url=trusted)
     status, _, _ = await edge.post(f'{url}/direct', {'query': 'SELECT * FROM film WHERE film_id > %s',
                                                      'params': ["x'; DROP TABLE film; --"]}, AUTH)
@@ -411,6 +413,20 @@ async def test_the_trusted_host_appends_the_limit_and_forwards_params(edge):
     assert forwarded == {'query': 'SELECT * FROM film WHERE film_id > %s LIMIT 25',
                          'params': ["x'; DROP TABLE film; --"]}
     assert edge.stub.requests[0]['headers']['X-Sqlgate-Secret'] == edge.secret
+    assert edge.stub.requests[0]['headers']['X-Sqlgate-Scope'] == 'default'
+    assert edge.stub.requests[0]['headers']['X-Sqlgate-Key'] == API_KEY_NAME
+
+
+async def test_the_trusted_host_judges_by_the_scope_it_is_told_and_refuses_unknown_ones(edge):
+    readonly = {'allowed_statements': ['SELECT'], 'write_tables': []}
+    url = await edge.trusted(scopes={'default': {}, 'readonly': readonly})
+    headers = {'X-Sqlgate-Secret': edge.secret, 'X-Sqlgate-Scope': 'readonly'}
+    status, body, _ = await edge.post(f'{url}/direct', {'query': 'DELETE FROM actor WHERE actor_id = 1'}, headers)
+    assert (status, body['error']['code']) == (403, 'statement_not_allowed')
+    status, body, _ = await edge.post(f'{url}/direct', {'query': 'SELECT 1 LIMIT 1'},
+                                      {**headers, 'X-Sqlgate-Scope': 'admin'})
+    assert (status, body['error']['code']) == (403, 'scope_unknown')
+    assert not edge.stub.requests
 
 
 async def test_400_for_placeholder_mismatch_at_the_trusted_host(edge):

@@ -84,7 +84,7 @@ async def test_writes_fail_fast_while_the_manager_is_down_and_reads_go_on(chain)
     status, body, headers = await chain.query('direct', "INSERT INTO actor (first_name, last_name) VALUES ('A', 'B')")
     assert loop.time() - started < 1.0
     assert status == 503 and body['error']['code'] == 'no_healthy_node' and headers['Retry-After'] == '1'
-    assert 'manager' in body['error']['message']
+    assert 'manager' not in body['error']['message']  # the gatekeeper says no more than that it is unavailable
     for route in ('direct', 'random', 'customized'):
         status, body, _ = await chain.query(route, READ)
         assert status == 200 and body['node'] in ('worker1', 'worker2'), (route, body)

@@ -75,8 +75,8 @@ async def test_a_cascading_key_cannot_be_updated_by_the_write_user(database):
     'UPDATE payment SET amount = amount + 1 WHERE payment_id <= %s',
     'DELETE FROM payment WHERE payment_id <= %s',
     'INSERT INTO film_text (film_id, title) SELECT film_id + 5000, title FROM film WHERE film_id <= %s',
-    'INSERT INTO actor (actor_id, first_name, last_name) SELECT actor_id, first_name, last_name FROM actor '
-    'WHERE actor_id <= %s ON DUPLICATE KEY UPDATE last_name = VALUES(last_name)',
+    'INSERT INTO film_text (film_id, title) SELECT film_id, title FROM film WHERE film_id <= %s '
+    'ON DUPLICATE KEY UPDATE title = VALUES(title)',
 ])
 async def test_the_row_cap_rolls_back_what_matched_too_many_rows(database, sql):
     conn, db = session(database, 'sg_default_w', write=True)
@@ -97,8 +97,10 @@ async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
     try:
         result = execute_write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,), LIMITS, db)
         assert (result.matched_rows, result.affected_rows) == (100, 0)  # CLIENT_FOUND_ROWS: matched counts, unchanged
-        up = execute_write(conn, 'UPDATE payment SET amount = amount + 1 WHERE payment_id <= %s', (99,), LIMITS, db)
-        down = execute_write(conn, 'UPDATE payment SET amount = amount - 1 WHERE payment_id <= %s', (99,), LIMITS, db)
+        up = execute_write(conn, 'UPDATE payment SET amount = amount + 1, last_update = last_update '
+                                   'WHERE payment_id <= %s', (99,), LIMITS, db)
+        down = execute_write(conn, 'UPDATE payment SET amount = amount - 1, last_update = last_update '
+                                     'WHERE payment_id <= %s', (99,), LIMITS, db)
         assert up.matched_rows == down.matched_rows == 99
     finally:
         conn.close()

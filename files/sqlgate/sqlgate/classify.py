@@ -21,6 +21,7 @@ Kind = Literal['read', 'write']
 READ_VERBS = frozenset({'SELECT', 'SHOW', 'EXPLAIN', 'DESCRIBE', 'DESC'})
 # EXPLAIN ANALYZE and MariaDB's ANALYZE run the statement they explain.
 _EXPLAINED_WRITES = frozenset({'INSERT', 'UPDATE', 'DELETE', 'REPLACE', 'ANALYZE'})
+_LOCKING_PAIRS = frozenset({('FOR', 'UPDATE'), ('FOR', 'SHARE'), ('LOCK', 'IN')})
 # Texts longer than this are classified without being cached, so the cache stays small.
 CACHE_TEXT_LIMIT = 4096
 
@@ -32,9 +33,11 @@ def classify_tokens(toks: tuple[Tok, ...]) -> Kind:
     words = [tok.up for tok in toks if tok.kind == 'word']
     if verb in ('EXPLAIN', 'DESCRIBE', 'DESC') and _EXPLAINED_WRITES.intersection(words):
         return 'write'
-    for i, word in enumerate(words):
-        nxt = words[i + 1] if i + 1 < len(words) else ''
-        if word == 'INTO' or (word == 'FOR' and nxt in ('UPDATE', 'SHARE')) or (word == 'LOCK' and nxt == 'IN'):
+    if 'INTO' in words:
+        return 'write'
+    if 'FOR' in words or 'LOCK' in words:
+        pairs = set(zip(words, words[1:], strict=False))  # consecutive words
+        if _LOCKING_PAIRS.intersection(pairs):
             return 'write'
     return 'read'
 

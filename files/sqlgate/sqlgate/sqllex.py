@@ -41,24 +41,30 @@ from typing import NamedTuple
 # Deeper nesting serves no sakila query and would let a hostile text exhaust the analysis.
 MAX_DEPTH = 64
 
-_WS_RUN = re.compile(r'[ \t\r\n]*')
-# The tokens read by one regular expression (leading whitespace included): 1 word, 2 ( ) , 3 number,
-# 4 dot, 5 comment, 6 operator, 7 %s %% %. A '.' directly after a name is a qualifier's dot, not a
-# number. Quotes, ';', ':' and refused characters are read by hand.
+# Every token, its leading whitespace included, read by one regular expression; the group says which:
+# 1 word, 2 ( ) ,, 3 number, 4 dot, 5 comment, 6 operator, 7 string, 8 backtick name, 9 %s %% %,
+# 10 a word directly followed by a quote (N'x', X'0F', B'01' or refused), 11 any other character
+# (';', a lone quote: its literal is unterminated, a refused character). A '.' directly after a name
+# is a qualifier's dot, not a number. The literals are read the MySQL way: backslash escapes, doubled
+# quotes, and the first quote that is neither ends it; the (?!') after it keeps backtracking from
+# ending the literal anywhere else, and the unrolled loops cannot backtrack more than linearly.
 _TOKEN = re.compile(
     r'[ \t\r\n]*(?:'
-    r'([A-Za-z_][A-Za-z0-9_]*)'
+    r'([A-Za-z_][A-Za-z0-9_]*)(?![A-Za-z0-9_\'"`])'
     r'|([(),])'
     r'|(0x[0-9a-fA-F]+|0b[01]+|(?:[0-9]+(?:\.[0-9]*)?|(?<![A-Za-z0-9_`])\.[0-9]+)(?:[eE][+-]?[0-9]+)?)'
     r'|(\.)'
     r'|(--|/\*|\#)'
     r'|(<=>|->>|<=|>=|<>|!=|<<|>>|&&|\|\||->|[=<>!~^&|+*/-])'
+    r"""|('[^'\\]*(?:(?:\\(?s:.)|'')[^'\\]*)*'(?!')|"[^"\\]*(?:(?:\\(?s:.)|"")[^"\\]*)*"(?!"))"""
+    r'|(`[^`]*(?:``[^`]*)*`(?!`))'
     r'|(%[s%]?)'
+    r'|([A-Za-z_][A-Za-z0-9_]*)'
+    r'|((?s:.))'
     r')'
 )
-_STRING_RUN = {"'": re.compile(r"[^'\\]*"), '"': re.compile(r'[^"\\]*')}
-_HEX_BODY = re.compile(r"[0-9a-fA-F]*'")
-_BIT_BODY = re.compile(r"[01]*'")
+_HEX_BODY = re.compile(r'[0-9a-fA-F]*')
+_BIT_BODY = re.compile(r'[01]*')
 _WORD_CHARS = frozenset('abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_0123456789')
 # After a number or a quoted literal: characters that MySQL could read as part of the same token.
 _NUMBER_GLUE = _WORD_CHARS | {'$'}
@@ -142,6 +148,11 @@ def _describe_char(char: str) -> str:
     return f'character {char!r} is not allowed outside quoted strings'
 
 
+def _introducer(word: str, offset: int) -> LexError:
+    return LexError('unsupported_syntax', f'the character set introducer {word} at offset {offset} is not supported; '
+                                          'pass the value as a parameter', 400)
+
+
 def _ambiguous(offset: int, what: str) -> LexError:
     return LexError('ambiguous_token', f'{what} at offset {offset} can be read more than one way; '
                                        'separate the tokens with a space')
@@ -159,187 +170,144 @@ def _literal_format_problem(text: str, start: int, end: int) -> str | None:
     return None
 
 
-def _string_end(text: str, start: int) -> int:
-    """The offset after the string literal whose opening quote is at ``start``."""
-    quote = text[start]
-    run = _STRING_RUN[quote]
-    n = len(text)
-    j = start + 1
-    while True:
-        j = run.match(text, j).end()  # type: ignore[union-attr]  # '*' always matches
-        if j >= n:
-            raise LexError('unterminated_literal', f'unterminated string starting at offset {start}', 400)
-        if text[j] == '\\' or (j + 1 < n and text[j + 1] == quote):  # an escape, or a doubled quote
-            j += 2
-        else:
-            return j + 1
-
-
-def _name_end(text: str, start: int) -> int:
-    """The offset after the backtick-quoted identifier starting at ``start``."""
-    n = len(text)
-    j = start + 1
-    while True:
-        j = text.find('`', j)
-        if j == -1:
-            raise LexError('unterminated_literal', f'unterminated quoted identifier starting at offset {start}', 400)
-        if j + 1 < n and text[j + 1] == '`':
-            j += 2
-        else:
-            return j + 1
-
-
-def _binary_literal_end(text: str, prefix: int, quote: int, body: re.Pattern[str], what: str) -> int:
-    match = body.match(text, quote + 1)
-    if match is None:
-        if text.find("'", quote + 1) == -1:
-            raise LexError('unterminated_literal', f'unterminated {what} literal starting at offset {prefix}', 400)
-        raise LexError('ambiguous_token', f'the {what} literal at offset {prefix} holds characters that are '
-                                          f'not {what} digits')
-    return match.end()
-
-
 def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpose
     """Read ``text`` as MySQL does; refuse comments, stacked statements, stray characters and ambiguous tokens."""
     n = len(text)
     toks: list[Tok] = []
     append = toks.append
     new = tuple.__new__
-    match = _TOKEN.match
     literals: list[Literal] = []
     placeholders = 0
     format_problem: str | None = None
     depth = 0
-    code_end = 0
     semicolon = False
-    pos = 0
-    while True:
-        m = match(text, pos)
-        if m is not None:
-            group = m.lastindex
-            start = m.start(group)  # type: ignore[arg-type]
-            end = m.end()
-            if semicolon:
-                raise LexError('multiple_statements', 'only one statement per request is allowed')
-            if group == 1:  # a word
-                word = m.group(1)
-                nxt = text[end:end + 1]
-                if word[0] == '_' and word[1:].lower() in _CHARSETS:
-                    raise LexError('unsupported_syntax', f'the character set introducer {word} at offset {start} is '
-                                                         'not supported; pass the value as a parameter', 400)
-                if nxt in _QUOTES:
-                    if nxt != "'":
-                        raise _ambiguous(start, f'the name {word} directly followed by a quote')
-                    up = word.upper()
-                    if up == 'N':
-                        end = _string_end(text, end)
-                        kind = 'string'
-                    elif up == 'X':
-                        end = _binary_literal_end(text, start, end, _HEX_BODY, 'hexadecimal')
-                        kind = 'number'
-                    elif up == 'B':
-                        end = _binary_literal_end(text, start, end, _BIT_BODY, 'binary')
-                        kind = 'number'
-                    else:
-                        raise _ambiguous(start, f'the name {word} directly followed by a quote')
-                    literals.append(Literal(start + 1, end, "'"))
-                    if format_problem is None:
-                        format_problem = _literal_format_problem(text, start + 1, end)
-                    if end < n and text[end] in _NUMBER_GLUE:
-                        raise _ambiguous(start, 'a quoted literal directly followed by a name')
-                    value = text[start:end]
-                    append(new(Tok, (kind, value, value, value, start, depth)))
-                else:
-                    append(new(Tok, ('word', word, word.upper(), word.lower(), start, depth)))
-            elif group == 2:  # ( ) ,
-                char = text[start]
-                if char == ')':
-                    depth -= 1
-                    if depth < 0:
-                        raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {start}", 400)
-                    append(new(Tok, ('punct', ')', ')', ')', start, depth)))
-                elif char == '(':
-                    append(new(Tok, ('punct', '(', '(', '(', start, depth)))
-                    depth += 1
-                    if depth > MAX_DEPTH:
-                        raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
-                else:
-                    append(new(Tok, ('punct', ',', ',', ',', start, depth)))
-            elif group == 3:  # a number
-                if toks and toks[-1][1] == '.' and toks[-1][0] == 'punct':
-                    raise _ambiguous(start, "a name part after '.' that starts with a digit")
-                if end < n and text[end] in _NUMBER_GLUE:
-                    raise _ambiguous(start, f'the number {text[start:end]} directly followed by {text[end]!r}')
-                value = m.group(3)
-                append(new(Tok, ('number', value, value, value, start, depth)))
-            elif group == 4:  # a qualifier's dot
-                append(new(Tok, ('punct', '.', '.', '.', start, depth)))
-            elif group == 5:
-                raise LexError(
-                    'comment_not_allowed',
-                    "comments are not allowed ('#', '--' and '/* */'; MySQL executes /*! */ comments)",
-                )
-            elif group == 6:  # an operator
-                value = m.group(6)
-                append(new(Tok, ('op', value, value, value, start, depth)))
-            else:  # %s, %% or %
-                value = m.group(7)
-                if value == '%s':
-                    if (start and text[start - 1] in _PLACEHOLDER_GLUE) or (end < n and text[end] in _PLACEHOLDER_GLUE):
-                        raise _ambiguous(start, 'a %s placeholder touching another token')
-                    placeholders += 1
-                    append(new(Tok, ('placeholder', '%s', '%s', '%s', start, depth)))
-                else:  # the driver turns '%%' into '%' (modulo) when there are params
-                    if value == '%' and format_problem is None:
-                        format_problem = (f"with params, a '%' at offset {start} must be written '%%' "
-                                          '(only %s placeholders exist)')
-                    append(new(Tok, ('op', value, value, value, start, depth)))
-            pos = code_end = end
-            continue
-        # Whitespace, then a quote, ';', ':', a refused character or the end.
-        pos = _WS_RUN.match(text, pos).end()  # type: ignore[union-attr]  # '*' always matches
-        if pos >= n:
-            break
-        c = text[pos]
+    prefix = -1  # offset of an N, X or B directly before the quoted literal that comes next
+    # Trailing whitespace is left out: the pattern would try it position by position.
+    limit = len(text.rstrip(' \t\r\n'))
+    for m in _TOKEN.finditer(text, 0, limit):
+        group = m.lastindex
         if semicolon:
             raise LexError('multiple_statements', 'only one statement per request is allowed')
-        if c == "'" or c == '"':
-            end = _string_end(text, pos)
-            literals.append(Literal(pos, end, c))
-            if format_problem is None:
-                format_problem = _literal_format_problem(text, pos, end)
+        if group == 1:  # a word
+            word = m.group(1)
+            if word[0] == '_' and word[1:].lower() in _CHARSETS:
+                raise _introducer(word, m.start(1))
+            append(new(Tok, ('word', word, word.upper(), word.lower(), m.start(1), depth)))
+        elif group == 2:  # ( ) ,
+            start = m.start(2)
+            char = text[start]
+            if char == ')':
+                depth -= 1
+                if depth < 0:
+                    raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {start}", 400)
+                append(new(Tok, ('punct', ')', ')', ')', start, depth)))
+            elif char == '(':
+                append(new(Tok, ('punct', '(', '(', '(', start, depth)))
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
+            else:
+                append(new(Tok, ('punct', ',', ',', ',', start, depth)))
+        elif group == 3:  # a number
+            start, end = m.span(3)
+            if toks and toks[-1][1] == '.' and toks[-1][0] == 'punct':
+                raise _ambiguous(start, "a name part after '.' that starts with a digit")
             if end < n and text[end] in _NUMBER_GLUE:
-                raise _ambiguous(pos, 'a quoted string directly followed by a name')
-            value = text[pos:end]
-            append(new(Tok, ('string', value, value, value, pos, depth)))
-        elif c == '`':
-            end = _name_end(text, pos)
-            bad = _NAME_CHAR_PROBLEM.search(text, pos + 1, end - 1)
+                raise _ambiguous(start, f'the number {text[start:end]} directly followed by {text[end]!r}')
+            value = m.group(3)
+            append(new(Tok, ('number', value, value, value, start, depth)))
+        elif group == 4:  # a qualifier's dot
+            append(new(Tok, ('punct', '.', '.', '.', m.start(4), depth)))
+        elif group == 5:
+            raise LexError(
+                'comment_not_allowed',
+                "comments are not allowed ('#', '--' and '/* */'; MySQL executes /*! */ comments)",
+            )
+        elif group == 6:  # an operator
+            value = m.group(6)
+            append(new(Tok, ('op', value, value, value, m.start(6), depth)))
+        elif group == 7:  # a string, possibly after N, X or B
+            start, end = m.span(7)
+            literals.append(Literal(start, end, text[start]))
+            if format_problem is None:
+                format_problem = _literal_format_problem(text, start, end)
+            if end < n and text[end] in _NUMBER_GLUE:
+                raise _ambiguous(start, 'a quoted literal directly followed by a name')
+            kind = 'string'
+            if prefix >= 0:
+                if prefix + 1 != start:
+                    raise _ambiguous(prefix, 'a prefix separated from its literal')  # cannot happen
+                letter = text[prefix].upper()
+                if letter != 'N':  # X'...' and B'...' end at the first quote: digits only
+                    body = _HEX_BODY if letter == 'X' else _BIT_BODY
+                    if body.fullmatch(text, start + 1, end - 1) is None:
+                        digits = 'hexadecimal' if letter == 'X' else 'binary'
+                        raise LexError('ambiguous_token', f'the {digits} literal at offset {prefix} holds characters '
+                                                          f'that are not {digits} digits')
+                    kind = 'number'
+                start, prefix = prefix, -1
+            value = text[start:end]
+            append(new(Tok, (kind, value, value, value, start, depth)))
+        elif group == 8:  # a backtick name
+            start, end = m.span(8)
+            bad = _NAME_CHAR_PROBLEM.search(text, start + 1, end - 1)
             if bad is not None:
                 # MySQL folds case and accents when it compares column names (`pässword` may name password)
                 raise LexError('character_not_allowed',
-                               f'{_describe_char(bad.group())} (in the quoted name at offset {pos})')
-            literals.append(Literal(pos, end, c))
+                               f'{_describe_char(bad.group())} (in the quoted name at offset {start})')
+            literals.append(Literal(start, end, '`'))
             if format_problem is None:
-                format_problem = _literal_format_problem(text, pos, end)
+                format_problem = _literal_format_problem(text, start, end)
             if end < n and (text[end] in _NUMBER_GLUE or text[end] in '\'"'):
-                raise _ambiguous(pos, 'a quoted name directly followed by a name or a quote')
-            value = text[pos:end]
-            append(new(Tok, ('qword', value, value, value[1:-1].replace('``', '`').lower(), pos, depth)))
-        elif c == ';':
-            semicolon = True
-            pos += 1
+                raise _ambiguous(start, 'a quoted name directly followed by a name or a quote')
+            value = text[start:end]
+            append(new(Tok, ('qword', value, value, value[1:-1].replace('``', '`').lower(), start, depth)))
+        elif group == 9:  # %s, %% or %
+            start, end = m.span(9)
+            value = m.group(9)
+            if value == '%s':
+                if (start and text[start - 1] in _PLACEHOLDER_GLUE) or (end < n and text[end] in _PLACEHOLDER_GLUE):
+                    raise _ambiguous(start, 'a %s placeholder touching another token')
+                placeholders += 1
+                append(new(Tok, ('placeholder', '%s', '%s', '%s', start, depth)))
+            else:  # the driver turns '%%' into '%' (modulo) when there are params
+                if value == '%' and format_problem is None:
+                    format_problem = (f"with params, a '%' at offset {start} must be written '%%' "
+                                      '(only %s placeholders exist)')
+                append(new(Tok, ('op', value, value, value, start, depth)))
+        elif group == 10:  # a word directly followed by a quote
+            word = m.group(10)
+            start, end = m.span(10)
+            if word[0] == '_' and word[1:].lower() in _CHARSETS:
+                raise _introducer(word, start)
+            if text[end] != "'" or word.upper() not in ('N', 'X', 'B'):
+                raise _ambiguous(start, f'the name {word} directly followed by a quote')
+            prefix = start
             continue
-        elif c == ':' and text[pos + 1:pos + 2] == '=':
-            raise LexError('unsupported_syntax', f"the ':=' assignment at offset {pos} is not supported; use '='", 400)
-        else:
-            raise LexError('character_not_allowed', _describe_char(c))
-        pos = code_end = end
+        else:  # a lone quote (its literal is unterminated), ';', ':' or a refused character
+            start = m.start(11)
+            char = text[start]
+            if char in _QUOTES:
+                what = 'quoted identifier' if char == '`' else 'string'
+                at = prefix if prefix >= 0 else start
+                raise LexError('unterminated_literal', f'unterminated {what} starting at offset {at}', 400)
+            if char == ';':
+                semicolon = True
+                continue
+            if char == ':' and text[start + 1:start + 2] == '=':
+                raise LexError('unsupported_syntax', f"the ':=' assignment at offset {start} is not supported; use '='",
+                               400)
+            raise LexError('character_not_allowed', _describe_char(char))
+        if prefix >= 0:  # a prefix must be followed by its literal
+            raise _ambiguous(prefix, 'a prefix separated from its literal')
+    if prefix >= 0:
+        raise LexError('unterminated_literal', f'unterminated literal starting at offset {prefix}', 400)
     if depth != 0:
         raise LexError('unbalanced_parentheses', 'unbalanced parentheses', 400)
     if not toks:
         raise LexError('empty_query', 'the query is empty', 400)
-    return Lexed(Scan(tuple(literals), placeholders, format_problem, code_end), tuple(toks))
+    last = toks[-1]
+    return Lexed(Scan(tuple(literals), placeholders, format_problem, last.start + len(last.value)), tuple(toks))
 
 
 def scan(text: str) -> Scan:

@@ -234,18 +234,18 @@ class _Parser:
         self.toks = toks
         self.policy = policy
         n = self.n = len(toks)
-        # Parallel arrays with a sentinel at index n, so that lookahead needs no bounds checks.
-        self.k = [tok.kind for tok in toks] + ['']
-        self.v = [tok.value for tok in toks] + ['']
-        self.w = [tok.up if tok.kind == 'word' else '' for tok in toks] + ['']
+        # Parallel arrays with a sentinel at index n, so that lookahead needs no bounds checks. Only
+        # punctuation has the value '(' or ')' ('(' as a string is "'('").
+        self.k = [tok[0] for tok in toks] + ['']
+        self.v = v = [tok[1] for tok in toks] + ['']
+        self.w = [tok[2] if tok[0] == 'word' else '' for tok in toks] + ['']
         match = [-1] * (n + 1)
         stack: list[int] = []
-        for i, tok in enumerate(toks):
-            if tok.kind == 'punct':
-                if tok.value == '(':
-                    stack.append(i)
-                elif tok.value == ')':
-                    match[stack.pop()] = i
+        for i in [i for i, value in enumerate(v) if value == '(' or value == ')']:
+            if v[i] == '(':
+                stack.append(i)
+            else:
+                match[stack.pop()] = i
         self.match = match
         self.cols = bytearray(n + 1)  # 1: the token is a column (or alias) identifier
         self.role = bytearray(n + 1)  # role of each '('
@@ -256,6 +256,8 @@ class _Parser:
         self.blocks: list[_Block] = []
         self.locked: list[int] = []  # token indexes of the names in FOR UPDATE OF ...
         self.where: tuple[int, int] | None = None  # the top-level WHERE of UPDATE/DELETE, token range
+        self.top_limit = False  # a LIMIT or FETCH clause at depth 0
+        self.top_lock = -1  # token index of the first locking clause at depth 0
 
     # -- errors -----------------------------------------------------------------------------------
     def _at(self, i: int) -> str:
@@ -406,12 +408,14 @@ class _Parser:
         if w[i] == 'ORDER' and w[i + 1] == 'BY':
             i = self.expr_list(i + 2, _ORDER_WORDS)
         if w[i] == 'LIMIT':
+            self.top_limit = self.top_limit or self.toks[i].depth == 0
             i = self.limit(i)
         if w[i] == 'OFFSET':
             i = self.count(i + 1)
             if w[i] in ('ROW', 'ROWS'):
                 i += 1
         if w[i] == 'FETCH':
+            self.top_limit = self.top_limit or self.toks[i].depth == 0
             if w[i + 1] not in ('FIRST', 'NEXT'):
                 raise self.unsupported(i + 1, 'expected FETCH FIRST or FETCH NEXT')
             i += 2
@@ -441,6 +445,9 @@ class _Parser:
 
     def locking(self, i: int) -> int:
         w = self.w
+        if self.top_lock < 0 and i < self.n and self.toks[i].depth == 0 and (
+                (w[i] == 'FOR' and w[i + 1] in ('UPDATE', 'SHARE')) or (w[i] == 'LOCK' and w[i + 1] == 'IN')):
+            self.top_lock = i
         while True:
             if w[i] == 'FOR' and w[i + 1] in ('UPDATE', 'SHARE'):
                 i += 2
@@ -1249,30 +1256,33 @@ _SPECIAL_ARGUMENTS = {
 
 
 # -- checks over what the parser collected ------------------------------------------------------------
-def _prepass(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
+def _prepass(parser: _Parser, verb: str, policy: Policy) -> None:
     """INTO, OUTFILE, PROCEDURE and hidden columns: refused by name wherever they appear."""
-    for tok in toks:
-        if tok.kind == 'word' and tok.up in ('OUTFILE', 'DUMPFILE'):
-            raise _Refused('into_file', f'INTO {tok.up} is not allowed: the service never writes files')
-    n = len(toks)
-    into_at = -1
-    if verb in ('INSERT', 'REPLACE') and toks[0].up == verb:
-        j = 1
-        while j < n and toks[j].kind == 'word' and toks[j].up in _INSERT_MODIFIERS:
-            j += 1
-        if j < n and toks[j].kind == 'word' and toks[j].up == 'INTO':
-            into_at = j
+    w, v, k, toks = parser.w, parser.v, parser.k, parser.toks
+    for word in ('OUTFILE', 'DUMPFILE'):
+        if word in w:
+            raise _Refused('into_file', f'INTO {word} is not allowed: the service never writes files')
+    if 'INTO' in w:
+        into_at = -1
+        if verb in ('INSERT', 'REPLACE') and w[0] == verb:
+            j = 1
+            while w[j] in _INSERT_MODIFIERS:
+                j += 1
+            if w[j] == 'INTO':
+                into_at = j
+        if w.count('INTO') > (1 if into_at >= 0 else 0):
+            raise _Refused('into_not_allowed', 'INTO is only allowed as the target of an INSERT')
+    if 'PROCEDURE' in w:
+        raise _Refused('procedure_not_allowed', 'PROCEDURE clauses are not allowed')
     hidden, _tables = _hidden(policy)
-    for i, tok in enumerate(toks):
-        kind = tok.kind
-        if kind == 'word':
-            if tok.up == 'INTO' and i != into_at:
-                raise _Refused('into_not_allowed', 'INTO is only allowed as the target of an INSERT')
-            if tok.up == 'PROCEDURE':
-                raise _Refused('procedure_not_allowed', 'PROCEDURE clauses are not allowed')
-        if (kind == 'word' or kind == 'qword') and tok.name in hidden and not (
-                i + 1 < n and toks[i + 1].kind == 'punct' and toks[i + 1].value == '('):
-            raise _Refused('column_not_allowed', f'the column {hidden[tok.name]} is not accessible')
+    if not hidden:
+        return
+    names = {toks[i].name for i, kind in enumerate(k) if kind == 'word' or kind == 'qword'}
+    if names.isdisjoint(hidden):
+        return
+    for i, kind in enumerate(k):
+        if (kind == 'word' or kind == 'qword') and toks[i].name in hidden and v[i + 1] != '(':
+            raise _Refused('column_not_allowed', f'the column {hidden[toks[i].name]} is not accessible')
 
 
 def _check_tables(parser: _Parser, policy: Policy) -> None:
@@ -1399,27 +1409,9 @@ def _self_comparison(parser: _Parser, start: int, stop: int) -> bool:
     return [toks[x].name for x in range(start, left)] == [toks[x].name for x in range(left + 1, right)]
 
 
-def _top_level(toks: tuple[Tok, ...], word: str) -> int:
-    """Index of the first depth-0 occurrence of ``word``, or -1."""
-    for i, tok in enumerate(toks):
-        if tok.depth == 0 and tok.kind == 'word' and tok.up == word:
-            return i
-    return -1
-
-
-def _locking_clause(toks: tuple[Tok, ...]) -> int:
-    for i, tok in enumerate(toks):
-        if tok.depth != 0 or tok.kind != 'word' or i + 1 >= len(toks):
-            continue
-        nxt = toks[i + 1].up
-        if (tok.up == 'FOR' and nxt in ('UPDATE', 'SHARE')) or (tok.up == 'LOCK' and nxt == 'IN'):
-            return i
-    return -1
-
-
-def _check_statement(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
-    _prepass(toks, verb, policy)
+def _check_statement(toks: tuple[Tok, ...], verb: str, policy: Policy) -> _Parser:
     parser = _Parser(toks, policy)
+    _prepass(parser, verb, policy)
     parser.statement(verb)
     _check_tables(parser, policy)
     _check_qualifiers(parser, policy)
@@ -1428,6 +1420,7 @@ def _check_statement(toks: tuple[Tok, ...], verb: str, policy: Policy) -> None:
         if parser.where is None:
             raise _Refused('missing_where', f'{verb} needs a WHERE clause')
         _check_where(parser, *parser.where)
+    return parser
 
 
 def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
@@ -1443,16 +1436,16 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
             return Rejection('statement_not_allowed', f'the query must start with one of {allowed}')
         return Rejection('statement_not_allowed', f'{verb} statements are not allowed (allowed: {allowed})')
     try:
-        _check_statement(toks, verb, policy)
+        parser = _check_statement(toks, verb, policy)
     except _Refused as refused:
         return refused.rejection
     except RecursionError:
         return Rejection('too_deeply_nested', 'the statement nests too deeply to be read', 400)
     text = sql
     appended = False
-    if verb == 'SELECT' and _top_level(toks, 'LIMIT') < 0 and _top_level(toks, 'FETCH') < 0:
+    if verb == 'SELECT' and not parser.top_limit:
         cap = f'LIMIT {policy.select_limit_cap}'
-        lock = _locking_clause(toks)
+        lock = parser.top_lock
         if lock >= 0:
             at = toks[lock].start
             text = f'{sql[:at].rstrip()} {cap} {sql[at:]}'

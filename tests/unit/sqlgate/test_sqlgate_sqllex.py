@@ -214,3 +214,40 @@ def test_every_character_is_in_a_token_or_whitespace(text):
     assert depth == 0
     assert lexed.scan.code_end == position
     assert text[position:].strip(' \t\r\n') in ('', ';')
+
+
+def _mysql_literal_end(text: str, start: int) -> int:
+    """Where MySQL ends the literal opened at ``start``, character by character (-1: unterminated)."""
+    quote = text[start]
+    i = start + 1
+    while i < len(text):
+        char = text[i]
+        if char == '\\' and quote != '`':
+            i += 2
+        elif char == quote:
+            if i + 1 < len(text) and text[i + 1] == quote:
+                i += 2
+            else:
+                return i + 1
+        else:
+            i += 1
+    return -1
+
+
+@settings(max_examples=1500, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(["'", '"', '`', '\\', 'a', ' ', "''", '\\\\', "\\'", '""', '``', ',', 'x']),
+                max_size=25).map(''.join))
+@example("'a\\\\' , 'b'")
+@example("'a'' , 'b'")
+def test_literals_end_where_mysql_ends_them(body):
+    text = 'SELECT ' + body
+    try:
+        scanned = scan(text)
+    except LexError as exc:
+        assert exc.code in ('unterminated_literal', 'ambiguous_token', 'character_not_allowed', 'empty_query'), exc
+        if exc.code == 'unterminated_literal':  # some literal opened outside another one never ends
+            starts = [i for i, char in enumerate(text) if char in '\'"`']
+            assert starts
+        return
+    for literal in scanned.literals:
+        assert _mysql_literal_end(text, literal.start) == literal.end, (text, literal)
