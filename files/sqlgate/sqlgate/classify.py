@@ -14,7 +14,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from .sqllex import LexError, Tok, lex, statement_verb
+from .sqllex import Lexed, LexError, Tok, lex, statement_verb, verb_of
 
 Kind = Literal['read', 'write']
 
@@ -27,10 +27,18 @@ CACHE_TEXT_LIMIT = 4096
 
 
 def classify_tokens(toks: tuple[Tok, ...]) -> Kind:
-    verb = statement_verb(toks)
+    return _kind(statement_verb(toks), [tok.up for tok in toks if tok.kind == 'word'])
+
+
+def classify_lexed(lexed: Lexed) -> Kind:
+    """``classify`` of a text already lexed."""
+    verb = verb_of(lexed.kinds, lexed.values, lexed.words, lexed.depths)
+    return _kind(verb, list(filter(None, lexed.words)))
+
+
+def _kind(verb: str, words: list[str]) -> Kind:
     if verb not in READ_VERBS:
         return 'write'
-    words = [tok.up for tok in toks if tok.kind == 'word']
     if verb in ('EXPLAIN', 'DESCRIBE', 'DESC') and _EXPLAINED_WRITES.intersection(words):
         return 'write'
     if 'INTO' in words:
@@ -49,7 +57,7 @@ def _classify(sql: str) -> Kind:
         return 'write'
     except Exception:  # noqa: BLE001 - anything unreadable is routed as a write, never an error
         return 'write'
-    return classify_tokens(lexed.toks)
+    return classify_lexed(lexed)
 
 
 _classify_cached = lru_cache(maxsize=4096)(_classify)

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import cached_property
 from typing import NamedTuple
 
 # Deeper nesting serves no sakila query and would let a hostile text exhaust the analysis.
@@ -99,8 +100,7 @@ class LexError(Exception):
         self.status = status
 
 
-@dataclass(frozen=True)
-class Literal:
+class Literal(NamedTuple):
     """A quoted span ``text[start:end]`` as MySQL reads it; ``quote`` is ``'``, ``"`` or a backtick.
 
     For ``N'x'``, ``X'0F'`` and ``B'01'`` the span starts at the quote, after the prefix."""
@@ -134,8 +134,22 @@ class Tok(NamedTuple):
 
 @dataclass(frozen=True)
 class Lexed:
+    """The tokens as parallel lists (what the validator reads), and as ``Tok`` tuples on demand."""
+
     scan: Scan
-    toks: tuple[Tok, ...]
+    kinds: list[str]
+    values: list[str]
+    words: list[str]  # words: upper case; every other token: ''
+    names: list[str]  # words: lower case; qwords: the identifier in lower case; every other token: its text
+    starts: list[int]
+    depths: list[int]
+
+    @cached_property
+    def toks(self) -> tuple[Tok, ...]:
+        new = tuple.__new__
+        columns = zip(self.kinds, self.values, self.words, self.names, self.starts, self.depths, strict=True)
+        return tuple(new(Tok, (kind, value, word or value, name, start, depth))
+                     for kind, value, word, name, start, depth in columns)
 
 
 def _describe_char(char: str) -> str:
@@ -173,9 +187,14 @@ def _literal_format_problem(text: str, start: int, end: int) -> str | None:
 def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpose
     """Read ``text`` as MySQL does; refuse comments, stacked statements, stray characters and ambiguous tokens."""
     n = len(text)
-    toks: list[Tok] = []
-    append = toks.append
-    new = tuple.__new__
+    kinds: list[str] = []
+    values: list[str] = []
+    words: list[str] = []
+    names: list[str] = []
+    starts: list[int] = []
+    depths: list[int] = []
+    add_kind, add_value, add_word, add_name = kinds.append, values.append, words.append, names.append
+    add_start, add_depth = starts.append, depths.append
     literals: list[Literal] = []
     placeholders = 0
     format_problem: str | None = None
@@ -192,7 +211,12 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
             word = m.group(1)
             if word[0] == '_' and word[1:].lower() in _CHARSETS:
                 raise _introducer(word, m.start(1))
-            append(new(Tok, ('word', word, word.upper(), word.lower(), m.start(1), depth)))
+            add_kind('word')
+            add_value(word)
+            add_word(word.upper())
+            add_name(word.lower())
+            add_start(m.start(1))
+            add_depth(depth)
         elif group == 2:  # ( ) ,
             start = m.start(2)
             char = text[start]
@@ -200,24 +224,49 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
                 depth -= 1
                 if depth < 0:
                     raise LexError('unbalanced_parentheses', f"unbalanced ')' at offset {start}", 400)
-                append(new(Tok, ('punct', ')', ')', ')', start, depth)))
+                add_kind('punct')
+                add_value(')')
+                add_word('')
+                add_name(')')
+                add_start(start)
+                add_depth(depth)
             elif char == '(':
-                append(new(Tok, ('punct', '(', '(', '(', start, depth)))
+                add_kind('punct')
+                add_value('(')
+                add_word('')
+                add_name('(')
+                add_start(start)
+                add_depth(depth)
                 depth += 1
                 if depth > MAX_DEPTH:
                     raise LexError('too_deeply_nested', f'parentheses nest deeper than {MAX_DEPTH} levels', 400)
             else:
-                append(new(Tok, ('punct', ',', ',', ',', start, depth)))
+                add_kind('punct')
+                add_value(',')
+                add_word('')
+                add_name(',')
+                add_start(start)
+                add_depth(depth)
         elif group == 3:  # a number
             start, end = m.span(3)
-            if toks and toks[-1][1] == '.' and toks[-1][0] == 'punct':
+            if values and values[-1] == '.' and kinds[-1] == 'punct':
                 raise _ambiguous(start, "a name part after '.' that starts with a digit")
             if end < n and text[end] in _NUMBER_GLUE:
                 raise _ambiguous(start, f'the number {text[start:end]} directly followed by {text[end]!r}')
             value = m.group(3)
-            append(new(Tok, ('number', value, value, value, start, depth)))
+            add_kind('number')
+            add_value(value)
+            add_word('')
+            add_name(value)
+            add_start(start)
+            add_depth(depth)
         elif group == 4:  # a qualifier's dot
-            append(new(Tok, ('punct', '.', '.', '.', m.start(4), depth)))
+            add_kind('punct')
+            add_value('.')
+            add_word('')
+            add_name('.')
+            add_start(m.start(4))
+            add_depth(depth)
         elif group == 5:
             raise LexError(
                 'comment_not_allowed',
@@ -225,11 +274,16 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
             )
         elif group == 6:  # an operator
             value = m.group(6)
-            append(new(Tok, ('op', value, value, value, m.start(6), depth)))
+            add_kind('op')
+            add_value(value)
+            add_word('')
+            add_name(value)
+            add_start(m.start(6))
+            add_depth(depth)
         elif group == 7:  # a string, possibly after N, X or B
             start, end = m.span(7)
             literals.append(Literal(start, end, text[start]))
-            if format_problem is None:
+            if format_problem is None and text.find('%', start, end) >= 0:
                 format_problem = _literal_format_problem(text, start, end)
             if end < n and text[end] in _NUMBER_GLUE:
                 raise _ambiguous(start, 'a quoted literal directly followed by a name')
@@ -247,7 +301,12 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
                     kind = 'number'
                 start, prefix = prefix, -1
             value = text[start:end]
-            append(new(Tok, (kind, value, value, value, start, depth)))
+            add_kind(kind)
+            add_value(value)
+            add_word('')
+            add_name(value)
+            add_start(start)
+            add_depth(depth)
         elif group == 8:  # a backtick name
             start, end = m.span(8)
             bad = _NAME_CHAR_PROBLEM.search(text, start + 1, end - 1)
@@ -256,12 +315,17 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
                 raise LexError('character_not_allowed',
                                f'{_describe_char(bad.group())} (in the quoted name at offset {start})')
             literals.append(Literal(start, end, '`'))
-            if format_problem is None:
+            if format_problem is None and text.find('%', start, end) >= 0:
                 format_problem = _literal_format_problem(text, start, end)
             if end < n and (text[end] in _NUMBER_GLUE or text[end] in '\'"'):
                 raise _ambiguous(start, 'a quoted name directly followed by a name or a quote')
             value = text[start:end]
-            append(new(Tok, ('qword', value, value, value[1:-1].replace('``', '`').lower(), start, depth)))
+            add_kind('qword')
+            add_value(value)
+            add_word('')
+            add_name(value[1:-1].replace('``', '`').lower())
+            add_start(start)
+            add_depth(depth)
         elif group == 9:  # %s, %% or %
             start, end = m.span(9)
             value = m.group(9)
@@ -269,12 +333,22 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
                 if (start and text[start - 1] in _PLACEHOLDER_GLUE) or (end < n and text[end] in _PLACEHOLDER_GLUE):
                     raise _ambiguous(start, 'a %s placeholder touching another token')
                 placeholders += 1
-                append(new(Tok, ('placeholder', '%s', '%s', '%s', start, depth)))
+                add_kind('placeholder')
+                add_value('%s')
+                add_word('')
+                add_name('%s')
+                add_start(start)
+                add_depth(depth)
             else:  # the driver turns '%%' into '%' (modulo) when there are params
                 if value == '%' and format_problem is None:
                     format_problem = (f"with params, a '%' at offset {start} must be written '%%' "
                                       '(only %s placeholders exist)')
-                append(new(Tok, ('op', value, value, value, start, depth)))
+                add_kind('op')
+                add_value(value)
+                add_word('')
+                add_name(value)
+                add_start(start)
+                add_depth(depth)
         elif group == 10:  # a word directly followed by a quote
             word = m.group(10)
             start, end = m.span(10)
@@ -304,10 +378,10 @@ def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpos
         raise LexError('unterminated_literal', f'unterminated literal starting at offset {prefix}', 400)
     if depth != 0:
         raise LexError('unbalanced_parentheses', 'unbalanced parentheses', 400)
-    if not toks:
+    if not kinds:
         raise LexError('empty_query', 'the query is empty', 400)
-    last = toks[-1]
-    return Lexed(Scan(tuple(literals), placeholders, format_problem, last.start + len(last.value)), tuple(toks))
+    scanned = Scan(tuple(literals), placeholders, format_problem, starts[-1] + len(values[-1]))
+    return Lexed(scanned, kinds, values, words, names, starts, depths)
 
 
 def scan(text: str) -> Scan:
@@ -317,16 +391,23 @@ def scan(text: str) -> Scan:
 
 def statement_verb(toks: tuple[Tok, ...]) -> str:
     """The statement type: its first keyword, looking past leading '(' and a WITH clause."""
+    return verb_of([tok.kind for tok in toks], [tok.value for tok in toks],
+                   [tok.up if tok.kind == 'word' else '' for tok in toks], [tok.depth for tok in toks])
+
+
+def verb_of(kinds: list[str], values: list[str], words: list[str], depths: list[int]) -> str:
+    """``statement_verb`` over ``Lexed``'s lists."""
     i = 0
-    while i < len(toks) and toks[i].value == '(' and toks[i].kind == 'punct':
+    n = len(kinds)
+    while i < n and values[i] == '(' and kinds[i] == 'punct':
         i += 1
-    if i >= len(toks) or toks[i].kind != 'word':
+    if i >= n or kinds[i] != 'word':
         return ''
-    verb = toks[i].up
+    verb = words[i]
     if verb != 'WITH':
         return verb
-    base = toks[i].depth
-    for tok in toks[i + 1:]:
-        if tok.depth == base and tok.kind == 'word' and tok.up in ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE'):
-            return tok.up
+    base = depths[i]
+    for j in range(i + 1, n):
+        if depths[j] == base and words[j] in ('SELECT', 'INSERT', 'UPDATE', 'DELETE', 'REPLACE'):
+            return words[j]
     return verb

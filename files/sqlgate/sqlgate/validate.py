@@ -37,11 +37,11 @@ from functools import lru_cache
 from itertools import accumulate
 from math import isfinite
 
-from .classify import classify_tokens
+from .classify import classify_lexed
 from .sqlfunctions import DENIED_FUNCTIONS, NILADIC_FUNCTIONS
 from .sqlfunctions import allowed as function_allowed
 from .sqlfunctions import denied as function_denied
-from .sqllex import LexError, Tok, lex, statement_verb
+from .sqllex import Lexed, LexError, lex, verb_of
 
 Scalar = str | int | float | bool | None
 
@@ -230,18 +230,22 @@ def _hidden(policy: Policy) -> tuple[dict[str, str], frozenset[str]]:
 class _Parser:
     """Reads one statement's tokens once, left to right, and collects what the policy checks."""
 
-    def __init__(self, toks: tuple[Tok, ...], policy: Policy) -> None:
-        self.toks = toks
+    def __init__(self, lexed: Lexed, policy: Policy) -> None:
         self.policy = policy
-        n = self.n = len(toks)
-        # Parallel arrays with a sentinel at index n, so that lookahead needs no bounds checks. Only
-        # punctuation has the value '(' or ')' ('(' as a string is "'('").
-        self.k = [tok[0] for tok in toks] + ['']
-        self.v = v = [tok[1] for tok in toks] + ['']
-        self.w = [tok[2] if tok[0] == 'word' else '' for tok in toks] + ['']
+        n = self.n = len(lexed.kinds)
+        # The lexer's parallel lists, with a sentinel at index n so that lookahead needs no bounds
+        # checks. Only punctuation has the value '(' or ')' (a string '(' is "'('").
+        self.k = k = lexed.kinds + ['']
+        self.v = v = lexed.values + ['']
+        self.w = lexed.words + ['']
+        self.names = lexed.names + ['']
+        self.starts = lexed.starts
+        self.depths = lexed.depths
         match = [-1] * (n + 1)
         stack: list[int] = []
         for i in [i for i, value in enumerate(v) if value == '(' or value == ')']:
+            if k[i] != 'punct':
+                continue
             if v[i] == '(':
                 stack.append(i)
             else:
@@ -263,8 +267,7 @@ class _Parser:
     def _at(self, i: int) -> str:
         if i >= self.n:
             return 'at the end'
-        tok = self.toks[i]
-        return f'at offset {tok.start} ({tok.value[:30]!r})'
+        return f'at offset {self.starts[i]} ({self.v[i][:30]!r})'
 
     def unsupported(self, i: int, what: str) -> _Refused:
         return _Refused('unsupported_syntax', f'cannot read the statement {self._at(i)}: {what}', 400)
@@ -408,14 +411,14 @@ class _Parser:
         if w[i] == 'ORDER' and w[i + 1] == 'BY':
             i = self.expr_list(i + 2, _ORDER_WORDS)
         if w[i] == 'LIMIT':
-            self.top_limit = self.top_limit or self.toks[i].depth == 0
+            self.top_limit = self.top_limit or self.depths[i] == 0
             i = self.limit(i)
         if w[i] == 'OFFSET':
             i = self.count(i + 1)
             if w[i] in ('ROW', 'ROWS'):
                 i += 1
         if w[i] == 'FETCH':
-            self.top_limit = self.top_limit or self.toks[i].depth == 0
+            self.top_limit = self.top_limit or self.depths[i] == 0
             if w[i + 1] not in ('FIRST', 'NEXT'):
                 raise self.unsupported(i + 1, 'expected FETCH FIRST or FETCH NEXT')
             i += 2
@@ -445,7 +448,7 @@ class _Parser:
 
     def locking(self, i: int) -> int:
         w = self.w
-        if self.top_lock < 0 and i < self.n and self.toks[i].depth == 0 and (
+        if self.top_lock < 0 and i < self.n and self.depths[i] == 0 and (
                 (w[i] == 'FOR' and w[i + 1] in ('UPDATE', 'SHARE')) or (w[i] == 'LOCK' and w[i + 1] == 'IN')):
             self.top_lock = i
         while True:
@@ -484,7 +487,7 @@ class _Parser:
         while True:
             if not self.is_name(i):
                 raise self.unsupported(i, 'expected the name of a common table expression')
-            name = self.toks[i].name
+            name = self.names[i]
             i += 1
             if v[i] == '(':
                 i = self.name_list(i)
@@ -566,7 +569,7 @@ class _Parser:
             )
         if not self.is_name(j + 1):
             raise self.unsupported(j + 1, 'expected the row alias')
-        self.aliases.add(self.toks[j + 1].name)
+        self.aliases.add(self.names[j + 1])
         j += 2
         if self.v[j] == '(':
             j = self.name_list(j)
@@ -662,12 +665,12 @@ class _Parser:
         targets: list[tuple[str | None, str, int, bool]] = []
         while self.is_name(i):
             start = i
-            parts = [self.toks[i].name]
+            parts = [self.names[i]]
             star = False
             i += 1
             while v[i] == '.':
                 if k[i + 1] in ('word', 'qword'):
-                    parts.append(self.toks[i + 1].name)
+                    parts.append(self.names[i + 1])
                     i += 2
                 elif v[i + 1] == '*':
                     star = True
@@ -811,15 +814,15 @@ class _Parser:
 
     def table_name(self, i: int) -> tuple[int, str | None, str]:
         """name or schema.name at ``i`` (a name): (index after, schema or None, table)."""
-        toks, v = self.toks, self.v
+        names, v = self.names, self.v
         j = i + 1
         if v[j] != '.':
-            return j, None, toks[i].name
+            return j, None, names[i]
         if self.k[j + 1] not in ('word', 'qword'):
             raise self.unreadable(j, "expected a table name after '.'")
         if v[j + 2] == '.':
             raise self.unreadable(i, 'too many name parts')
-        return j + 2, toks[i].name, toks[j + 1].name
+        return j + 2, names[i], names[j + 1]
 
     def add_table(self, schema: str | None, table: str, i: int, mode: str) -> int:
         """Record a table reference; -1 when the name is a CTE in scope."""
@@ -854,7 +857,7 @@ class _Parser:
         if w[at] in _NEVER_ALIAS:
             raise self.unreadable(at, f'{w[at]} cannot be used as an alias here')
         if self.is_name(at):
-            name = self.toks[at].name
+            name = self.names[at]
             self.aliases.add(name)
             return at + 1, name
         if explicit:
@@ -979,7 +982,7 @@ class _Parser:
         """An expression from ``i``, read loosely (operators are not parsed) but with every word
         classified: keyword, function call, qualified name or column. Returns at the first token it
         cannot place: ',', ')', a reserved word, the end."""
-        k, v, w, toks = self.k, self.v, self.w, self.toks
+        k, v, w, names = self.k, self.v, self.w, self.names
         while True:
             kind = k[i]
             if kind == 'word':
@@ -1001,7 +1004,7 @@ class _Parser:
                 if up in _EXPR_KEYWORDS:
                     i = self.name_after(i + 1) if up == 'COLLATE' else i + 1
                     continue
-                name = toks[i].name
+                name = names[i]
                 if name in NILADIC_FUNCTIONS:
                     self.check_function(i, name)
                     i += 1
@@ -1083,10 +1086,9 @@ class _Parser:
         return j
 
     def qualified_call(self, parts: list[int], open_: int) -> int:
-        toks = self.toks
         if len(parts) != 2:
             raise self.unsupported(parts[0], 'cannot read this function name')
-        schema, name = toks[parts[0]].name, toks[parts[1]].name
+        schema, name = self.names[parts[0]], self.names[parts[1]]
         if schema in SYSTEM_SCHEMAS:
             raise _Refused('system_schema', f'the system schema {schema} is not accessible')
         if schema != self.policy.database:
@@ -1113,9 +1115,8 @@ class _Parser:
 
     def call(self, i: int) -> int:
         """A function call at ``i`` (a name followed by '('), its arguments, WITHIN GROUP and OVER."""
-        tok = self.toks[i]
-        name = tok.name
-        if tok.kind == 'qword':  # a quoted name followed by '(' is a stored function call
+        name = self.names[i]
+        if self.k[i] == 'qword':  # a quoted name followed by '(' is a stored function call
             if name not in self.policy.allowed_functions:
                 raise _Refused('function_not_allowed', f'the function `{name}` is not allowed')
             special = None
@@ -1258,7 +1259,7 @@ _SPECIAL_ARGUMENTS = {
 # -- checks over what the parser collected ------------------------------------------------------------
 def _prepass(parser: _Parser, verb: str, policy: Policy) -> None:
     """INTO, OUTFILE, PROCEDURE and hidden columns: refused by name wherever they appear."""
-    w, v, k, toks = parser.w, parser.v, parser.k, parser.toks
+    w, v, k, names = parser.w, parser.v, parser.k, parser.names
     for word in ('OUTFILE', 'DUMPFILE'):
         if word in w:
             raise _Refused('into_file', f'INTO {word} is not allowed: the service never writes files')
@@ -1277,12 +1278,11 @@ def _prepass(parser: _Parser, verb: str, policy: Policy) -> None:
     hidden, _tables = _hidden(policy)
     if not hidden:
         return
-    names = {toks[i].name for i, kind in enumerate(k) if kind == 'word' or kind == 'qword'}
-    if names.isdisjoint(hidden):
+    if hidden.keys().isdisjoint(names):
         return
     for i, kind in enumerate(k):
-        if (kind == 'word' or kind == 'qword') and toks[i].name in hidden and v[i + 1] != '(':
-            raise _Refused('column_not_allowed', f'the column {hidden[toks[i].name]} is not accessible')
+        if (kind == 'word' or kind == 'qword') and names[i] in hidden and v[i + 1] != '(':
+            raise _Refused('column_not_allowed', f'the column {hidden[names[i]]} is not accessible')
 
 
 def _check_tables(parser: _Parser, policy: Policy) -> None:
@@ -1302,26 +1302,26 @@ def _check_tables(parser: _Parser, policy: Policy) -> None:
 
 
 def _check_qualifiers(parser: _Parser, policy: Policy) -> None:
-    toks = parser.toks
+    names = parser.names
     tables = policy.read_tables | policy.write_tables
     valid = tables | parser.aliases
     for parts in parser.quals:
-        qualifier = toks[parts[0]].name
+        qualifier = names[parts[0]]
         if qualifier in SYSTEM_SCHEMAS:
             raise _Refused('system_schema', f'the system schema {qualifier} is not accessible')
         if len(parts) == 2 or qualifier == policy.database:
             if qualifier != policy.database:
                 raise _Refused('schema_not_allowed', f'only the {policy.database} database is accessible, not '
                                                      f'{qualifier}')
-            table = toks[parts[1]].name if len(parts) == 2 else toks[parts[0] + 2].name
+            table = names[parts[1]] if len(parts) == 2 else names[parts[0] + 2]
             if table not in tables:
                 raise _Refused('table_not_allowed', f'the table {table} is not allowed')
         elif qualifier not in valid:
             raise _Refused('unknown_qualifier', f'{qualifier} is neither an allowed table nor an alias of this query')
     for index in parser.locked:
-        if toks[index].name not in valid:
+        if names[index] not in valid:
             raise _Refused('unknown_qualifier',
-                           f'{toks[index].name} is neither an allowed table nor an alias of this query')
+                           f'{names[index]} is neither an allowed table nor an alias of this query')
 
 
 def _check_stars(parser: _Parser, policy: Policy) -> None:
@@ -1405,12 +1405,12 @@ def _self_comparison(parser: _Parser, start: int, stop: int) -> bool:
     right = _column_end(parser, left + 1, stop)
     if right != stop:
         return False
-    toks = parser.toks
-    return [toks[x].name for x in range(start, left)] == [toks[x].name for x in range(left + 1, right)]
+    names = parser.names
+    return names[start:left] == names[left + 1:right]
 
 
-def _check_statement(toks: tuple[Tok, ...], verb: str, policy: Policy) -> _Parser:
-    parser = _Parser(toks, policy)
+def _check_statement(lexed: Lexed, verb: str, policy: Policy) -> _Parser:
+    parser = _Parser(lexed, policy)
     _prepass(parser, verb, policy)
     parser.statement(verb)
     _check_tables(parser, policy)
@@ -1428,15 +1428,14 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
         lexed = lex(sql)
     except LexError as exc:
         return Rejection(exc.code, exc.message, exc.status)
-    toks = lexed.toks
-    verb = statement_verb(toks)
+    verb = verb_of(lexed.kinds, lexed.values, lexed.words, lexed.depths)
     if verb not in policy.allowed_statements:
         allowed = ', '.join(sorted(policy.allowed_statements))
         if not verb:
             return Rejection('statement_not_allowed', f'the query must start with one of {allowed}')
         return Rejection('statement_not_allowed', f'{verb} statements are not allowed (allowed: {allowed})')
     try:
-        parser = _check_statement(toks, verb, policy)
+        parser = _check_statement(lexed, verb, policy)
     except _Refused as refused:
         return refused.rejection
     except RecursionError:
@@ -1447,13 +1446,13 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
         cap = f'LIMIT {policy.select_limit_cap}'
         lock = parser.top_lock
         if lock >= 0:
-            at = toks[lock].start
+            at = lexed.starts[lock]
             text = f'{sql[:at].rstrip()} {cap} {sql[at:]}'
         else:
             end = lexed.scan.code_end
             text = f'{sql[:end]} {cap}{sql[end:]}'
         appended = True
-    kind = classify_tokens(toks)
+    kind = classify_lexed(lexed)
     return _Analysis(text, verb, lexed.scan.placeholders, lexed.scan.format_problem, appended, kind)
 
 
