@@ -27,7 +27,15 @@ import time
 import pytest
 
 from conftest import ROOT, Lab, wait_until
-from reliability import GatekeeperClient, checksums, row_counts, service_listen, service_memory, service_node
+from reliability import (
+    GatekeeperClient,
+    checksums,
+    row_counts,
+    service_listen,
+    service_memory,
+    service_node,
+    write_report,
+)
 
 sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import (  # noqa: E402
@@ -185,9 +193,12 @@ def test_hidden_columns_and_oversized_results_are_refused(lab: Lab, client: Gate
     huge = client.query("random", "SELECT SPACE(16000000), SPACE(16000000) FROM rental LIMIT 100")
     # Past max_allowed_packet the server returns NULL instead of the string.
     assert huge.status == 200 and huge.body["rows"][0] == [None, None], huge.body
+    rss = {}
     for service in ("gatekeeper", "trusted", "proxy"):
         memory = service_memory(service_node(lab, service), service)
         assert memory["rss_bytes"] < MEMORY_BOUND, f"{service}: {memory}"
+        rss[service] = round(memory["rss_bytes"] / 2**20, 1)
+    write_report(lab, "policy", "memory", {"rss_mib": rss})
 
 
 def test_a_slow_write_is_stopped_and_is_the_callers_error(lab: Lab, client: GatekeeperClient) -> None:

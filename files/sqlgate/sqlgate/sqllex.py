@@ -5,7 +5,7 @@
 ``lex`` reads the text once, left to right, in time linear in its length, the way MySQL and MariaDB
 read it in the sql_mode the proxy pins (no ANSI_QUOTES, no NO_BACKSLASH_ESCAPES, no PIPES_AS_CONCAT,
 no IGNORE_SPACE): backslash escapes and ``''`` doubling in ``'...'`` and ``"..."`` strings, backtick
-identifiers with ````` doubling, ``N'...'``, ``X'...'`` and ``B'...'`` literals, ``0x``/``0b``
+identifiers (a doubled backtick inside is one), ``N'...'``, ``X'...'`` and ``B'...'`` literals, ``0x``/``0b``
 numbers (the prefix is case-sensitive, as in MySQL), decimals and exponents, pymysql's ``%s``
 placeholders, punctuation and operators.
 
@@ -184,7 +184,7 @@ def _literal_format_problem(text: str, start: int, end: int) -> str | None:
     return None
 
 
-def lex(text: str) -> Lexed:  # noqa: C901 - one loop over the tokens, on purpose
+def lex(text: str) -> Lexed:
     """Read ``text`` as MySQL does; refuse comments, stacked statements, stray characters and ambiguous tokens."""
     n = len(text)
     kinds: list[str] = []

@@ -978,7 +978,7 @@ class _Parser:
                 return j
             j += 1
 
-    def expr(self, i: int, extras: frozenset[str] = _NONE, stops: frozenset[str] = _NONE) -> int:  # noqa: C901
+    def expr(self, i: int, extras: frozenset[str] = _NONE, stops: frozenset[str] = _NONE) -> int:
         """An expression from ``i``, read loosely (operators are not parsed) but with every word
         classified: keyword, function call, qualified name or column. Returns at the first token it
         cannot place: ',', ')', a reserved word, the end."""
@@ -1336,9 +1336,9 @@ def _check_stars(parser: _Parser, policy: Policy) -> None:
                 raise _Refused('column_not_allowed', f'{table} has hidden columns; name the columns you need')
 
 
-def _tautological(parser: _Parser, what: str) -> _Refused:
-    return _Refused('tautological_where', f'{what}: the WHERE clause would match every row regardless of its '
-                                          'values; name the rows to change')
+def _tautological(what: str) -> _Refused:
+    return _Refused('tautological_where', f'the WHERE clause, or one of its OR/XOR branches, {what}; '
+                                          'name the rows to change')
 
 
 def _check_where(parser: _Parser, start: int, end: int) -> None:
@@ -1352,9 +1352,9 @@ def _check_where(parser: _Parser, start: int, end: int) -> None:
 
     def end_branch(frame: list[int], stop: int) -> None:
         if not frame[1]:
-            raise _tautological(parser, 'a condition that names no column')
+            raise _tautological('names no column, so it cannot tell one row from another')
         if _self_comparison(parser, frame[0], stop):
-            raise _tautological(parser, 'a column compared with itself')
+            raise _tautological('compares a column with itself, which holds for every row')
 
     i = start
     while i < end:
