@@ -4,7 +4,7 @@
 
 The end-to-end test (tests/e2e/test_injection.py) needs the lab; this one needs nothing and catches, in CI, a pinned
 code the validator does not give, or a statement meant to reach the database that the validator already refuses.
-Each entry's body is built as the e2e client sends it (``body_of`` mirrors ``reliability.request_body``) and goes
+Each entry's body is built as the e2e client sends it (``corpus.request_body``, the e2e client's own) and goes
 where the chain sends it: a body larger than the gatekeeper's limit is 413; else ``parse_query_request`` (which the
 gatekeeper and the trusted host both run) with the default limits; else ``validate`` with the policy of the entry's
 API key (``default``: ``Policy()``; ``readonly``: SELECT only, nothing writable, as inventory/group_vars/all/policy.yml
@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from corpus import load_corpus, request_body
 
 from sqlgate.config import DEFAULT_BODY_LIMITS, DEFAULT_MAX_QUERY_LENGTH
 from sqlgate.errors import ApiError
@@ -34,7 +35,6 @@ from sqlgate.request import RequestLimits, parse_query_request
 from sqlgate.validate import Policy, Rejection, validate
 
 ROOT = Path(__file__).resolve().parents[3]
-DATA = ROOT / 'tests' / 'e2e' / 'data'
 INJECTION_TEST = ROOT / 'tests' / 'e2e' / 'test_injection.py'
 LIMITS = RequestLimits(DEFAULT_MAX_QUERY_LENGTH, 100)
 POLICIES = {
@@ -54,42 +54,9 @@ def _constants(*names: str) -> dict[str, Any]:
     return found
 
 
+HOSTILE = load_corpus('hostile')
+LEGITIMATE = load_corpus('legitimate')
 E2E = _constants('HOSTILE_CATEGORIES', 'LEGITIMATE_CATEGORIES', 'CODE_STATUS', 'DATABASE_CODES', 'KEYS')
-
-
-def load(name: str) -> list[dict[str, Any]]:
-    lines = (DATA / f'{name}.jsonl').read_text(encoding='ascii').splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
-
-
-HOSTILE = load('hostile')
-LEGITIMATE = load('legitimate')
-
-
-def body_of(entry: dict[str, Any]) -> tuple[bytes, str | None]:
-    """The bytes and Content-Type the e2e client sends for an entry (tests/e2e/reliability.py, request_body)."""
-    content_type = entry.get('content_type', 'application/json') or None
-    if 'raw' in entry:
-        return entry['raw'].encode('latin-1'), content_type
-    if 'body' in entry:
-        return json.dumps(entry['body']).encode(), content_type
-    document: dict[str, Any] = {'query': entry.get('query')}
-    if 'params' in entry:
-        document['params'] = entry['params']
-    long = entry.get('long')
-    if long:
-        where = long.get('in', 'query')
-        if where == 'params_list':
-            document['params'] = [long['unit']] * long['count']
-        else:
-            text = long.get('prefix', '') + long['unit'] * long['count'] + long.get('suffix', '')
-            if where == 'raw':
-                return text.encode('latin-1'), content_type
-            if where == 'params':
-                document['params'] = [text]
-            else:
-                document['query'] = text
-    return json.dumps(document).encode(), content_type
 
 
 def media_type(content_type: str | None) -> str:
@@ -102,7 +69,7 @@ def media_type(content_type: str | None) -> str:
 
 def outcome(entry: dict[str, Any]) -> tuple[int, str, str] | None:
     """(status, code, reason) of the refusal before the database, or None: the statement goes to the server."""
-    data, content_type = body_of(entry)
+    data, content_type = request_body(entry)
     if len(data) > DEFAULT_BODY_LIMITS['gatekeeper']:
         return 413, 'payload_too_large', f'{len(data)} bytes'
     try:
