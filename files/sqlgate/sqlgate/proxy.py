@@ -24,7 +24,7 @@ import pymysql
 from aiohttp import web
 
 from .auth import TierGuard
-from .classify import classify
+from .classify import Kind, classify
 from .config import Credentials, NodeConfig, ProxyConfig, ScopeConfig
 from .db import (
     Limits,
@@ -60,14 +60,13 @@ from .web import (
 
 INLINE_LIMIT = 1024
 AUDIT_LOGGER = 'sqlgate.audit'
-Access = str  # 'read' or 'write': which of the scope's users a pool logs in as
 
 
 @dataclass
 class Node:
     config: NodeConfig
     health: NodeHealth
-    pools: dict[tuple[str, Access], NodePool[ReadResult | WriteResult]]
+    pools: dict[tuple[str, Kind], NodePool[ReadResult | WriteResult]]
     latency: float | None = None
     probe_conn: pymysql.connections.Connection | None = field(default=None, repr=False)
 
@@ -119,7 +118,7 @@ class Proxy:
         self.audit.setLevel(logging.INFO)  # the audit trail is kept whatever the log level
         self.nodes: dict[str, Node] = {}
         for node_config in config.nodes:
-            pools: dict[tuple[str, Access], NodePool[ReadResult | WriteResult]] = {}
+            pools: dict[tuple[str, Kind], NodePool[ReadResult | WriteResult]] = {}
             for scope in config.scopes.values():
                 for access, credentials in (('read', scope.read), ('write', scope.write)):
                     if credentials is not None:
@@ -277,7 +276,6 @@ class Proxy:
         log['kind'] = kind
         if kind == 'write' and scope.write is None:
             raise ApiError(403, 'statement_not_allowed', 'this API key may only read')
-        access: Access = kind
         tried: tuple[str, ...] = ()
         while True:
             name = self.choose(route, kind, tried)
@@ -289,7 +287,7 @@ class Proxy:
             node = self.nodes[name]
             log['node'] = name
             try:
-                result = await node.pools[(scope.name, access)].run(self.job(node, scope, kind, query.query,
+                result = await node.pools[(scope.name, kind)].run(self.job(node, scope, kind, query.query,
                                                                             query.params))
             except StatementFailure as failure:
                 self.queries.inc(name, kind, 'statement_error')
