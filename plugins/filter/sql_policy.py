@@ -53,6 +53,23 @@ _value:
 """
 
 GROUPS = ("base_tables", "views")
+# Foreign-key rules that change other rows than the statement names.
+PROPAGATING = frozenset({"CASCADE", "SET NULL", "SET DEFAULT"})
+# What the policy is resolved against, read from information_schema with the database bound as %(db)s: the
+# columns (with table or view), and the referenced keys of foreign keys that propagate updates or deletes.
+SCHEMA_QUERIES = (
+    "SELECT LOWER(c.TABLE_NAME) AS `table`, LOWER(c.COLUMN_NAME) AS `column`, t.TABLE_TYPE AS `type` "
+    "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
+    "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
+    "WHERE c.TABLE_SCHEMA = %(db)s ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION",
+    "SELECT DISTINCT LOWER(k.REFERENCED_TABLE_NAME) AS `table`, LOWER(k.REFERENCED_COLUMN_NAME) AS `column`, "
+    "r.UPDATE_RULE AS on_update, r.DELETE_RULE AS on_delete "
+    "FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k "
+    "ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME "
+    "AND k.TABLE_NAME = r.TABLE_NAME WHERE r.CONSTRAINT_SCHEMA = %(db)s AND k.REFERENCED_COLUMN_NAME IS NOT NULL "
+    "AND (r.UPDATE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT') "
+    "OR r.DELETE_RULE IN ('CASCADE', 'SET NULL', 'SET DEFAULT'))",
+)
 STATEMENTS = ("SELECT", "INSERT", "UPDATE", "DELETE", "REPLACE")
 SCOPE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,19}$")
 IDENTIFIER = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -215,8 +232,10 @@ def sql_policy_grants(
 ) -> dict[str, str]:
     """The priv strings of the scope's read user and write user ('' when the scope never writes).
 
-    ``cascades``: rows of ``table`` and ``column``, the referenced key columns of foreign keys declared
-    ON UPDATE CASCADE.
+    ``cascades``: the referenced key columns of foreign keys that change rows behind a statement's back, rows
+    of ``table``, ``column`` and the keys' ``on_update`` and ``on_delete`` rules (a row without rules means ON
+    UPDATE CASCADE). Such a key column gets no UPDATE, and a table whose deletes cascade or set children to
+    NULL no DELETE: ``UPDATE language SET language_id = 9 ...`` would rewrite 1,000 films and report one row.
     """
     if not IDENTIFIER.match(database):
         raise _fail(f"database {database!r} is not a plain identifier")
@@ -226,8 +245,13 @@ def sql_policy_grants(
         table, _, column = item.partition(".")
         hidden.setdefault(table, set()).add(column)
     cascaded: dict[str, set[str]] = {}
+    undeletable: set[str] = set()
     for row in cascades:
-        cascaded.setdefault(str(row["table"]).lower(), set()).add(str(row["column"]).lower())
+        table = str(row["table"]).lower()
+        if "on_update" not in row and "on_delete" not in row or str(row.get("on_update")).upper() in PROPAGATING:
+            cascaded.setdefault(table, set()).add(str(row["column"]).lower())
+        if str(row.get("on_delete")).upper() in PROPAGATING:
+            undeletable.add(table)
 
     def visible(table: str) -> list[str]:
         return [column for column in tables[table]["columns"] if column not in hidden.get(table, set())]
@@ -248,7 +272,7 @@ def sql_policy_grants(
                 if updatable:
                     whole = table not in hidden and table not in cascaded
                     privileges.append("UPDATE" if whole else f"UPDATE ({_column_list(updatable)})")
-            if statements & {"DELETE", "REPLACE"}:
+            if statements & {"DELETE", "REPLACE"} and table not in undeletable:
                 privileges.append("DELETE")
         write.append(f"{database}.{table}:{','.join(privileges)}")
     return {"read": _priv_string(read), "write": _priv_string(write) if _writes(scope) else ""}
@@ -297,6 +321,13 @@ def sql_policy_proxy(scopes: Mapping[str, Mapping[str, Any]], secrets_dir: str) 
     return config
 
 
+def sql_policy_schema_queries(database: str) -> list[str]:
+    """The two information_schema queries the policy is resolved against (``%(db)s``: the database)."""
+    if not IDENTIFIER.match(database):
+        raise _fail(f"database {database!r} is not a plain identifier")
+    return list(SCHEMA_QUERIES)
+
+
 class FilterModule:
     """SQL policy filters."""
 
@@ -307,5 +338,6 @@ class FilterModule:
             "sql_policy_trusted": sql_policy_trusted,
             "sql_policy_proxy": sql_policy_proxy,
             "sql_policy_users": sql_policy_users,
+            "sql_policy_schema_queries": sql_policy_schema_queries,
             "sql_policy_accounts": sql_policy_accounts,
         }

@@ -39,6 +39,7 @@ from reliability import (
 
 sys.path.insert(0, str(ROOT / "collections"))
 from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import (  # noqa: E402
+    SCHEMA_QUERIES,
     sql_policy_accounts,
     sql_policy_scopes,
 )
@@ -75,14 +76,10 @@ def wait_synced(lab: Lab) -> None:
 def test_every_sql_node_holds_exactly_the_policys_grants(lab: Lab) -> None:
     policy = yaml.safe_load((ROOT / "inventory/group_vars/all/policy.yml").read_text())["sql_policy"]
     for node in lab.with_role("sql_node"):
-        columns = [{"table": t, "column": c, "type": k} for t, c, k in mysql(node, (
-            "SELECT LOWER(c.TABLE_NAME), LOWER(c.COLUMN_NAME), t.TABLE_TYPE FROM information_schema.COLUMNS c "
-            "JOIN information_schema.TABLES t USING (TABLE_SCHEMA, TABLE_NAME) WHERE c.TABLE_SCHEMA = 'sakila'"))]
-        cascades = [{"table": t, "column": c} for t, c in mysql(node, (
-            "SELECT DISTINCT LOWER(k.REFERENCED_TABLE_NAME), LOWER(k.REFERENCED_COLUMN_NAME) FROM "
-            "information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k ON "
-            "k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME AND "
-            "k.TABLE_NAME = r.TABLE_NAME WHERE r.CONSTRAINT_SCHEMA = 'sakila' AND r.UPDATE_RULE = 'CASCADE'"))]
+        columns_sql, cascades_sql = (query.replace("%(db)s", "'sakila'") for query in SCHEMA_QUERIES)
+        columns = [{"table": t, "column": c, "type": k} for t, c, k in mysql(node, columns_sql)]
+        cascades = [{"table": t, "column": c, "on_update": u, "on_delete": d}
+                    for t, c, u, d in mysql(node, cascades_sql)]
         assert cascades, f"{node.name}: sakila declares ON UPDATE CASCADE keys; none were found"
         scopes = sql_policy_scopes(policy, columns)
         expected: dict[str, set[tuple[str, str, str]]] = {}
@@ -166,6 +163,16 @@ def test_a_cascading_key_cannot_be_updated(lab: Lab, client: GatekeeperClient) -
     assert (answer.status, answer.error_code) == (403, "database_denied"), answer.body
     assert answer.body["error"]["message"].endswith("for this API key") and "sg_" not in json.dumps(answer.body)
     assert mysql(manager, "SELECT COUNT(*) FROM film WHERE language_id = 1")[0][0] == films
+
+
+def test_a_delete_that_would_change_other_rows_is_refused(lab: Lab, client: GatekeeperClient) -> None:
+    """payment.rental_id is ON DELETE SET NULL: deleting one rental would change its payments behind the
+    statement's back, so no scope may DELETE from rental (the database refuses it)."""
+    manager = lab.with_role("cluster_manager")[0]
+    before = mysql(manager, "SELECT COUNT(*) FROM payment WHERE rental_id IS NULL")[0][0]
+    answer = client.query("direct", "DELETE FROM rental WHERE rental_id = %s", [1])
+    assert (answer.status, answer.error_code) == (403, "database_denied"), answer.body
+    assert mysql(manager, "SELECT COUNT(*) FROM payment WHERE rental_id IS NULL")[0][0] == before
 
 
 def test_the_readonly_key_reads_and_never_writes(lab: Lab) -> None:

@@ -37,6 +37,7 @@ for _path in (str(REPO / 'files' / 'sqlgate'), str(REPO / 'collections')):
         sys.path.insert(0, _path)
 
 from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import (  # noqa: E402
+    SCHEMA_QUERIES,
     sql_policy_accounts,
     sql_policy_proxy,
     sql_policy_scopes,
@@ -87,15 +88,8 @@ POLICY = {
     'scopes': {'default': {}, 'readonly': {'write': [], 'statements': ['SELECT']}},
 }
 PROBE_USER = 'sqlgate_probe'
-_COLUMNS_SQL = (
-    'SELECT LOWER(c.TABLE_NAME), LOWER(c.COLUMN_NAME), t.TABLE_TYPE FROM information_schema.COLUMNS c '
-    'JOIN information_schema.TABLES t ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME '
-    "WHERE c.TABLE_SCHEMA = 'sakila' ORDER BY c.TABLE_NAME, c.ORDINAL_POSITION")
-_CASCADES_SQL = (
-    'SELECT DISTINCT LOWER(k.REFERENCED_TABLE_NAME), LOWER(k.REFERENCED_COLUMN_NAME) '
-    'FROM information_schema.REFERENTIAL_CONSTRAINTS r JOIN information_schema.KEY_COLUMN_USAGE k '
-    'ON k.CONSTRAINT_SCHEMA = r.CONSTRAINT_SCHEMA AND k.CONSTRAINT_NAME = r.CONSTRAINT_NAME '
-    "AND k.TABLE_NAME = r.TABLE_NAME WHERE r.CONSTRAINT_SCHEMA = 'sakila' AND r.UPDATE_RULE = 'CASCADE'")
+# The role's own information_schema queries, for this server's sakila.
+_COLUMNS_SQL, _CASCADES_SQL = (query.replace('%(db)s', "'sakila'") for query in SCHEMA_QUERIES)
 
 
 def grant_statements(user: str, priv: str, password: str) -> list[str]:
@@ -110,7 +104,7 @@ def grant_statements(user: str, priv: str, password: str) -> list[str]:
 def create_policy_users(run_sql: Any) -> tuple[dict[str, str], dict[str, Any]]:
     """Create the policy's accounts through ``run_sql(text) -> rows``; (passwords, resolved scopes)."""
     columns = [{'table': t, 'column': c, 'type': k} for t, c, k in run_sql(_COLUMNS_SQL)]
-    cascades = [{'table': t, 'column': c} for t, c in run_sql(_CASCADES_SQL)]
+    cascades = [{'table': t, 'column': c, 'on_update': u, 'on_delete': d} for t, c, u, d in run_sql(_CASCADES_SQL)]
     scopes = sql_policy_scopes(POLICY, columns)
     passwords = {}
     statements = []

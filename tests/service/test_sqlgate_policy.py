@@ -172,3 +172,15 @@ async def test_a_fresh_pool_connection_per_scope_user(chain):
     assert set(pools) == {('default', 'read'), ('default', 'write'), ('readonly', 'read')}
     connector = pools[('default', 'read')].connect
     assert isinstance(connector, functools.partial) and connector.args[2].user == 'sg_default_r'
+
+
+async def test_a_statement_the_server_cannot_stop_in_time_is_the_callers_and_leaves_the_node_up(chain):
+    # The validator refuses long generated strings; straight to the proxy, MariaDB's timer cannot interrupt this
+    # search (its read outlives the 4 s socket timeout), yet the probes keep answering: 422, no retry, no eject.
+    await chain.wait_probed()
+    status, body = await chain.proxy_query(
+        'direct', "SELECT INSTR(REPEAT('a', 300000), CONCAT(REPEAT('a', 150000), 'b'))")
+    assert (status, body['error']['code']) == (422, 'statement_timeout'), body
+    _, report = await chain.health()
+    assert all(node['state'] == 'up' for node in report['nodes'])
+    assert 'sqlgate_read_retries_total 0' in await chain.metrics()

@@ -252,6 +252,7 @@ class PoolConfig:
     size: int
     acquire_timeout: float
     idle_check_after: float
+    large_results: int = 8  # results over 256 KiB read at once, over every node and scope
 
 
 @dataclass(frozen=True)
@@ -496,6 +497,7 @@ def _proxy(root: _Section) -> ProxyConfig:
         size=pool_section.integer('size', 8, maximum=256),
         acquire_timeout=pool_section.number('acquire_timeout', 1.0),
         idle_check_after=pool_section.number('idle_check_after', 10.0, exclusive=False),
+        large_results=pool_section.integer('large_results', 8, maximum=1024),
     )
     pool_section.done()
     health_section = root.section('health')

@@ -51,8 +51,12 @@ _MODES_REMOVED = frozenset({
     'POSTGRESQL', 'MAXDB', 'EMPTY_STRING_IS_NULL', 'SIMULTANEOUS_ASSIGNMENT', 'TIME_ROUND_FRACTIONAL',
 })
 _COM_RESET_CONNECTION = 0x1F
+# GROUP_CONCAT and JSON_ARRAYAGG build strings of up to this many bytes (the server's default is 1 MiB): long
+# strings are what string searches spend unbounded time on, where the statement timer cannot interrupt them.
+GROUP_CONCAT_MAX_LEN = 65536
 # Bytes counted per value beside its own length (JSON quotes and separators, at the least).
 _VALUE_OVERHEAD = 4
+LARGE_RESULT = 256 * 1024
 _DENIED_TABLE = re.compile(r"for table [`']?([^`'\s]+)[`']?(?:\.[`']?([^`'\s]+)[`']?)?")
 _DENIED_COLUMN = re.compile(r"for column [`']([^`']+)[`'] in table [`']([^`']+)[`']")
 _UNKNOWN_COLUMN = re.compile(r"Unknown column '([A-Za-z0-9_.$]{1,130})'")
@@ -65,6 +69,8 @@ _CHANGED = re.compile(rb'Changed: *(\d+)')
 class ReadResult:
     columns: list[str]
     rows: list[list[JsonValue]]
+    # The slot of the proxy's large-result budget this result holds (released once the answer is built).
+    large: threading.BoundedSemaphore | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +88,9 @@ class Limits:
     max_bytes: int
     max_affected_rows: int
     statement_timeout: float
+    # Results past LARGE_RESULT bytes take one of these slots, or are refused (503): what every read holds in
+    # memory at once stays bounded, whatever the number of requests.
+    large_results: threading.BoundedSemaphore | None = None
 
 
 class NodeFailure(Exception):
@@ -190,8 +199,8 @@ def init_session(conn: Connection, statement_timeout: float) -> None:
         version, sql_mode = cursor.fetchone()
         timeout, modes = session_settings(str(version), str(sql_mode or ''), statement_timeout)
         safe = int(getattr(conn, 'safe_updates', False))
-        cursor.execute(f'SET NAMES {conn.charset}, SESSION {timeout}, sql_mode = %s, sql_safe_updates = {safe}',
-                       (modes,))
+        cursor.execute(f'SET NAMES {conn.charset}, SESSION {timeout}, sql_mode = %s, sql_safe_updates = {safe}, '
+                       f'group_concat_max_len = {GROUP_CONCAT_MAX_LEN}', (modes,))
     conn.server_flavor = 'mariadb' if is_mariadb(str(version)) else 'mysql'  # type: ignore[attr-defined]
     conn.statement_timeout = statement_timeout  # type: ignore[attr-defined]
 
@@ -337,6 +346,7 @@ def _stream_rows(cursor: pymysql.cursors.SSCursor, conn: Connection, limits: Lim
     columns = [str(column[0]) for column in cursor.description]
     rows: list[tuple[object, ...]] = []
     size = sum(len(name) + _VALUE_OVERHEAD for name in columns)
+    large = None
     try:
         for row in cursor.fetchall_unbuffered():
             rows.append(row)
@@ -345,22 +355,45 @@ def _stream_rows(cursor: pymysql.cursors.SSCursor, conn: Connection, limits: Lim
                     403, 'result_too_large', f'the result has more than {limits.max_rows} rows; add a LIMIT',
                     keep_connection=False)
             for value in row:
-                size += _VALUE_OVERHEAD + (len(value) if isinstance(value, (str, bytes, bytearray)) else 8)
+                size += _VALUE_OVERHEAD + _encoded_size(value)
             if size > limits.max_bytes:
                 raise StatementFailure(
                     403, 'result_too_large',
                     f'the result is larger than {limits.max_bytes} bytes, the most this API key may read; '
                     'select fewer rows or columns', keep_connection=False)
+            if large is None and size > LARGE_RESULT and limits.large_results is not None:
+                if not limits.large_results.acquire(blocking=False):
+                    raise StatementFailure(503, 'busy', 'too many large results are being read right now; retry '
+                                           'shortly', keep_connection=False)
+                large = limits.large_results
     except StatementFailure:
+        if large is not None:
+            large.release()
         _abandon(cursor, conn)  # reading the rest would cost as much as the rows we refuse
         raise
     except Exception as exc:  # noqa: BLE001 - an error in the middle of a result: the session is unknown
+        if large is not None:
+            large.release()
         _abandon(cursor, conn)
         failure = translate(exc, db)
         if isinstance(failure, StatementFailure):
             failure.keep_connection = False
         raise failure from None
-    return ReadResult(columns, convert_rows(rows))
+    try:
+        return ReadResult(columns, convert_rows(rows), large)
+    except BaseException:
+        if large is not None:
+            large.release()
+        raise
+
+
+def _encoded_size(value: object) -> int:
+    """About the bytes ``value`` takes in the JSON answer: UTF-8 for text, base64 or UTF-8 for bytes."""
+    if isinstance(value, str):
+        return len(value) if value.isascii() else len(value.encode('utf-8', 'surrogatepass'))
+    if isinstance(value, (bytes, bytearray)):
+        return len(value) * 4 // 3 + 4
+    return 8
 
 
 def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits,

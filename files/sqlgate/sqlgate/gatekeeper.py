@@ -49,8 +49,9 @@ GENERIC_MESSAGES = {
     504: 'the request took too long in a backend tier',
 }
 GENERIC_CODE_MESSAGES = {
-    'no_healthy_node': 'no database node is available right now; retry later',
+    'no_healthy_node': 'the database is not available right now; retry later',
     'pool_exhausted': 'every database connection is busy right now; retry shortly',
+    'busy': 'too many large results are being read right now; retry shortly',
     'write_conflict': 'the statement conflicted with another write; retry it',
     'lock_wait_timeout': 'the statement waited too long for a row lock; retry it',
 }

@@ -16,6 +16,7 @@ import functools
 import hashlib
 import logging
 import random
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -59,6 +60,7 @@ from .web import (
 )
 
 INLINE_LIMIT = 1024
+ANSWER_OVERHEAD = 65536  # the JSON around the rows: keys, separators, column names
 AUDIT_LOGGER = 'sqlgate.audit'
 
 
@@ -115,6 +117,7 @@ class Proxy:
         self.probe_executor = ThreadPoolExecutor(max_workers=len(config.nodes), thread_name_prefix='sqlgate-probe')
         self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sqlgate-classify')
         self.audit = logging.getLogger(AUDIT_LOGGER)
+        self.large_results = threading.BoundedSemaphore(config.pool.large_results)
         self.audit.setLevel(logging.INFO)  # the audit trail is kept whatever the log level
         self.nodes: dict[str, Node] = {}
         for node_config in config.nodes:
@@ -248,7 +251,7 @@ class Proxy:
     def job(self, node: Node, scope: ScopeConfig, kind: str, sql: str, params: tuple[object, ...]):  # noqa: ANN201
         """What runs in a worker thread with a pooled connection of the scope's read or write user."""
         limits = Limits(scope.max_result_rows, scope.max_result_bytes, scope.max_affected_rows,
-                        scope.statement_timeout)
+                        scope.statement_timeout, self.large_results)
         db = self.config.database
         if kind == 'read':
             return functools.partial(execute_read, sql=sql, params=params, limits=limits, db=db)
@@ -286,6 +289,7 @@ class Proxy:
                                headers={'Retry-After': '1'})
             node = self.nodes[name]
             log['node'] = name
+            started = asyncio.get_running_loop().time()
             try:
                 result = await node.pools[(scope.name, kind)].run(self.job(node, scope, kind, query.query,
                                                                             query.params))
@@ -302,8 +306,17 @@ class Proxy:
                 headers = {'Retry-After': '1'} if failure.status in (429, 503) else None
                 raise ApiError(failure.status, failure.code, failure.message, headers=headers) from None
             except NodeFailure as failure:
-                self.queries.inc(name, kind, 'node_failure')
                 log['db_error'] = failure.message[:300]
+                elapsed = asyncio.get_running_loop().time() - started
+                if failure.timeout and elapsed >= scope.statement_timeout and node.health.consecutive_failures == 0:
+                    # The statement outlived its time while the node's probes kept answering: the server's
+                    # timer cannot interrupt some functions, but the cost is the caller's, not the node's.
+                    self.queries.inc(name, kind, 'statement_timeout')
+                    if kind == 'write':
+                        self._audit(request, scope, name, query.query, None, 'statement_timeout')
+                    raise ApiError(422, 'statement_timeout', f'the statement ran longer than '
+                                   f'{scope.statement_timeout:g} s and was stopped; make it cheaper') from None
+                self.queries.inc(name, kind, 'node_failure')
                 self._failed(node, failure.message, 'request')
                 if kind == 'read' and not tried:
                     tried = (name,)
@@ -326,7 +339,11 @@ class Proxy:
             self.queries.inc(name, kind, 'ok')
             if isinstance(result, WriteResult):
                 self._audit(request, scope, name, query.query, result, 'ok')
-            return self._answer(request[REQUEST_ID], route, name, kind, result)
+            try:
+                return self._answer(request[REQUEST_ID], route, name, kind, result, scope)
+            finally:
+                if isinstance(result, ReadResult) and result.large is not None:
+                    result.large.release()
 
     def _audit(self, request: web.Request, scope: ScopeConfig, node: str, sql: str, result: WriteResult | None,
                outcome: str) -> None:
@@ -343,16 +360,20 @@ class Proxy:
         self.audit.info('write', extra={'access': entry})
 
     @staticmethod
-    def _answer(request_id: str, route: str, node: str, kind: str, result: ReadResult | WriteResult) -> web.Response:
+    def _answer(request_id: str, route: str, node: str, kind: str, result: ReadResult | WriteResult,
+                scope: ScopeConfig) -> web.Response:
         document: dict[str, object] = {'request_id': request_id, 'route': route, 'node': node, 'kind': kind}
         if isinstance(result, ReadResult):
             document.update(columns=result.columns, rows=result.rows, row_count=len(result.rows))
         else:
             document.update(affected_rows=result.affected_rows, matched_rows=result.matched_rows,
                             last_insert_id=result.last_insert_id)
-        return web.Response(
-            body=json_bytes(document), content_type='application/json', headers={NODE_HEADER: node, KIND_HEADER: kind}
-        )
+        body = json_bytes(document)
+        # Escapes can make the JSON larger than the bytes counted while the rows streamed.
+        if len(body) > scope.max_result_bytes + ANSWER_OVERHEAD:
+            raise ApiError(403, 'result_too_large', f'the answer is larger than {scope.max_result_bytes} bytes, the '
+                                                    'most this API key may read; select fewer rows or columns')
+        return web.Response(body=body, content_type='application/json', headers={NODE_HEADER: node, KIND_HEADER: kind})
 
     # -- lifecycle --------------------------------------------------------------------------------
     async def on_startup(self, app: web.Application) -> None:

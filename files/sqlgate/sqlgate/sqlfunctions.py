@@ -23,7 +23,7 @@ DENIED_FUNCTIONS = frozenset({
     # identity and server information
     'database', 'schema', 'user', 'current_user', 'session_user', 'system_user', 'current_role', 'version',
     'connection_id', 'uuid', 'uuid_short', 'sys_guid', 'last_insert_id', 'row_count', 'found_rows',
-    'icu_version', 'roles_graphml', 'ps_current_thread_id', 'ps_thread_id',
+    'icu_version', 'roles_graphml', 'ps_current_thread_id', 'ps_thread_id', 'charset', 'collation', 'coercibility',
     # sleeping and burning CPU
     'benchmark', 'sleep',
     # files
@@ -49,6 +49,8 @@ DENIED_FUNCTIONS = frozenset({
 _DENIED_PATTERN = re.compile(r'(^|_)wait($|_)|_lock|lock_|^master_|^source_|^wsrep_|^gtid_|^ps_|^internal_|^sys_')
 
 BUILTIN_FUNCTIONS = frozenset({
+    # MariaDB's ROWNUM() and the old name of ST_AsText
+    'rownum', 'astext',
     # string
     'ascii', 'bin', 'bit_length', 'char', 'char_length', 'character_length', 'chr', 'concat', 'concat_ws', 'elt',
     'export_set', 'field', 'find_in_set', 'format', 'from_base64', 'hex', 'insert', 'instr', 'lcase', 'left',

@@ -59,6 +59,9 @@ DEFAULT_HIDDEN_COLUMNS = frozenset({('staff', 'password'), ('staff', 'picture')}
 # Kept for callers of the former Policy.blocked_functions: the functions refused even when allow-listed.
 DEFAULT_BLOCKED_FUNCTIONS = DENIED_FUNCTIONS
 CACHE_TEXT_LIMIT = 4096
+# String generators and the position of their length argument; see _Parser.check_generator.
+_GENERATORS = {'repeat': 1, 'space': 0, 'lpad': 1, 'rpad': 1}
+GENERATOR_LIMIT = 1024
 
 
 @dataclass(frozen=True)
@@ -214,6 +217,8 @@ class _Block:
     """One SELECT (or TABLE) and its FROM clause: for the ``*`` check, and DELETE's target resolution."""
 
     star: int = -1  # token index of a '*' or 't.*' select item
+    bare_star: bool = False  # a '*' item: every table of the FROM clause
+    star_tables: list[str] = field(default_factory=list)  # the qualifiers of 't.*' items
     bindings: list[tuple[str, str, int]] = field(default_factory=list)  # (exposed name, table, ref index or -1)
 
 
@@ -261,6 +266,7 @@ class _Parser:
         self.locked: list[int] = []  # token indexes of the names in FOR UPDATE OF ...
         self.where: tuple[int, int] | None = None  # the top-level WHERE of UPDATE/DELETE, token range
         self.top_limit = False  # a LIMIT or FETCH clause at depth 0
+        self.top_offset = False  # an OFFSET ... ROWS clause at depth 0 (the cap is then a FETCH clause)
         self.top_lock = -1  # token index of the first locking clause at depth 0
 
     # -- errors -----------------------------------------------------------------------------------
@@ -387,14 +393,17 @@ class _Parser:
         while True:
             if v[i] == '*':
                 block.star = i
+                block.bare_star = True
                 i += 1
             elif self.is_name(i) and v[i + 1] == '.' and v[i + 2] == '*':
                 block.star = i
+                block.star_tables.append(self.names[i])
                 self.quals.append((i,))
                 i += 3
             elif (self.is_name(i) and v[i + 1] == '.' and self.k[i + 2] in ('word', 'qword') and v[i + 3] == '.'
                   and v[i + 4] == '*'):
                 block.star = i
+                block.star_tables.append(self.names[i + 2])
                 self.quals.append((i, i + 2))
                 i += 5
             else:
@@ -414,6 +423,7 @@ class _Parser:
             self.top_limit = self.top_limit or self.depths[i] == 0
             i = self.limit(i)
         if w[i] == 'OFFSET':
+            self.top_offset = self.top_offset or self.depths[i] == 0
             i = self.count(i + 1)
             if w[i] in ('ROW', 'ROWS'):
                 i += 1
@@ -1019,7 +1029,7 @@ class _Parser:
                     continue
                 if up in ('NEXT', 'PREVIOUS') and w[i + 1] == 'VALUE' and w[i + 2] == 'FOR':
                     raise _Refused('function_not_allowed', f'{up} VALUE FOR (sequences) is not allowed')
-                if up in _TYPED_LITERALS and k[i + 1] == 'string':  # DATE '2005-05-25'
+                if up in _TYPED_LITERALS and k[i + 1] in ('string', 'placeholder'):  # DATE '2005-05-25', DATE %s
                     i += 2
                     continue
                 self.cols[i] = 1
@@ -1125,6 +1135,8 @@ class _Parser:
             special = _SPECIAL_ARGUMENTS.get(name)
         open_ = i + 1
         close = self.match[open_]
+        if name in _GENERATORS:
+            self.check_generator(name, open_, close)
         self.role[open_] = _OPAQUE
         j = open_ + 1
         if j != close:
@@ -1147,6 +1159,29 @@ class _Parser:
             else:
                 raise self.unsupported(j + 1, 'expected a window name or (...) after OVER')
         return j
+
+    def check_generator(self, name: str, open_: int, close: int) -> None:
+        """REPEAT, SPACE, LPAD and RPAD make a long string from a short statement, and string searches
+        over long strings run for long stretches that the server's statement timer cannot interrupt:
+        their length argument must be a number written in the statement, at most GENERATOR_LIMIT."""
+        position = _GENERATORS[name]
+        args, depth, start = [], 0, open_ + 1
+        for j in range(open_ + 1, close):
+            if self.v[j] == '(' and self.k[j] == 'punct':
+                depth += 1
+            elif self.v[j] == ')' and self.k[j] == 'punct':
+                depth -= 1
+            elif self.v[j] == ',' and depth == 0:
+                args.append((start, j))
+                start = j + 1
+        args.append((start, close))
+        if len(args) <= position:
+            return  # the server refuses the call
+        first, stop = args[position]
+        if not (stop == first + 1 and self.k[first] == 'number' and self.v[first].isdigit()
+                and int(self.v[first]) <= GENERATOR_LIMIT):
+            raise _Refused('function_not_allowed', f'the length given to {name.upper()}() must be a whole number '
+                                                   f'written in the statement, at most {GENERATOR_LIMIT}')
 
     def parenthesised(self, j: int, extras: frozenset[str]) -> int:
         """'(' list ')' at ``j`` with the keywords ``extras`` (a window, AGAINST's modifiers)."""
@@ -1331,8 +1366,9 @@ def _check_stars(parser: _Parser, policy: Policy) -> None:
     for block in parser.blocks:
         if block.star < 0:
             continue
-        for _exposed, table, ref in block.bindings:
-            if ref >= 0 and table in hidden_tables:
+        for exposed, table, ref in block.bindings:
+            covered = block.bare_star or exposed in block.star_tables or not (block.bare_star or block.star_tables)
+            if ref >= 0 and table in hidden_tables and covered:
                 raise _Refused('column_not_allowed', f'{table} has hidden columns; name the columns you need')
 
 
@@ -1342,9 +1378,11 @@ def _tautological(what: str) -> _Refused:
 
 
 def _check_where(parser: _Parser, start: int, end: int) -> None:
-    """Refuse a WHERE, or any OR/||/XOR branch of it at any parenthesis level, that names no column
-    or compares a column with itself. Subqueries and function arguments are opaque; a column
-    anywhere inside them counts."""
+    """Refuse a WHERE, or any OR/||/XOR branch of it at any parenthesis level, that cannot tell one row
+    from another: every AND-ed part of it names no column or compares a column with itself (``x = x``,
+    ``(x) = (x)``, ``t.x = x``, ``x IN (x, 1)``, ``x BETWEEN x AND x``). Subqueries and function arguments
+    are opaque; a column anywhere inside them counts. Conditions true only because of the data
+    (``x > 0``) are the row cap's to stop."""
     k, v, w, cols, role, match = parser.k, parser.v, parser.w, parser.cols, parser.role, parser.match
     counts = list(accumulate(cols[:parser.n + 1], initial=0))  # counts[x]: columns in tokens [0, x)
     stack: list[list[int]] = []
@@ -1353,7 +1391,8 @@ def _check_where(parser: _Parser, start: int, end: int) -> None:
     def end_branch(frame: list[int], stop: int) -> None:
         if not frame[1]:
             raise _tautological('names no column, so it cannot tell one row from another')
-        if _self_comparison(parser, frame[0], stop):
+        if all(counts[b] == counts[a] or _self_comparison(parser, a, b)
+               for a, b in _conjuncts(parser, frame[0], stop)):
             raise _tautological('compares a column with itself, which holds for every row')
 
     i = start
@@ -1385,6 +1424,66 @@ def _check_where(parser: _Parser, start: int, end: int) -> None:
     end_branch(frame, end)
 
 
+def _conjuncts(parser: _Parser, start: int, stop: int) -> list[tuple[int, int]]:
+    """The AND-ed parts of tokens [start, stop) at their own parenthesis level (the AND of a BETWEEN
+    belongs to it; parentheses are stepped over whole)."""
+    k, v, w, match = parser.k, parser.v, parser.w, parser.match
+    parts = []
+    begin, between, i = start, False, start
+    while i < stop:
+        if k[i] == 'punct' and v[i] == '(' and match[i] > i:
+            i = match[i] + 1
+            continue
+        if k[i] == 'word' and w[i] == 'BETWEEN':
+            between = True
+        elif (k[i] == 'word' and w[i] == 'AND') or (k[i] == 'op' and v[i] == '&&'):
+            if between:
+                between = False
+            else:
+                parts.append((begin, i))
+                begin = i + 1
+        i += 1
+    parts.append((begin, stop))
+    return [(a, b) for a, b in parts if a < b]
+
+
+class _ColumnRef(tuple):
+    """A column reference's name parts. ``t.x`` equals ``x`` (an unqualified name that another table of the
+    statement also has is ambiguous, which the server refuses), but not ``u.x``."""
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, _ColumnRef):
+            return False
+        if len(self) > 1 and len(other) > 1:
+            return tuple(self) == tuple(other)
+        return self[-1] == other[-1]
+
+    def __hash__(self) -> int:
+        return hash(self[-1])
+
+
+def _column_refs(parser: _Parser, start: int, stop: int) -> list[object]:
+    """Tokens [start, stop) without parentheses, each column reference a[.b[.c]] as a ``_ColumnRef``,
+    other tokens as (kind, value)."""
+    k, v, names = parser.k, parser.v, parser.names
+    out: list[object] = []
+    i = start
+    while i < stop:
+        if v[i] in ('(', ')') and k[i] == 'punct':
+            i += 1
+            continue
+        end = _column_end(parser, i, stop)
+        if end > 0:
+            out.append(_ColumnRef(names[j] for j in range(i, end, 2)))
+            i = end
+            continue
+        out.append((k[i], v[i].upper()))
+        i += 1
+    return out
+
+
 def _column_end(parser: _Parser, i: int, stop: int) -> int:
     """The end of the column reference a[.b[.c]] at ``i``, or -1."""
     if i >= stop or parser.k[i] not in ('word', 'qword'):
@@ -1396,17 +1495,20 @@ def _column_end(parser: _Parser, i: int, stop: int) -> int:
 
 
 def _self_comparison(parser: _Parser, start: int, stop: int) -> bool:
-    """Whether tokens [start, stop) are exactly ``col OP col`` with the same column."""
-    if not 3 <= stop - start <= 11:
+    """Whether tokens [start, stop) compare one column with itself: ``x OP x`` (OP one of = <=> >= <= LIKE),
+    ``x IN (..., x, ...)`` or ``x BETWEEN x AND x``, parentheses and qualifiers aside."""
+    seq = _column_refs(parser, start, stop)
+    if len(seq) < 3 or not isinstance(seq[0], _ColumnRef):
         return False
-    left = _column_end(parser, start, stop)
-    if left < 0 or not (parser.v[left] in _COMPARISONS and parser.k[left] == 'op' or parser.w[left] == 'LIKE'):
-        return False
-    right = _column_end(parser, left + 1, stop)
-    if right != stop:
-        return False
-    names = parser.names
-    return names[start:left] == names[left + 1:right]
+    column, op = seq[0], seq[1]
+    if len(seq) == 3 and (op[0] == 'op' and op[1] in _COMPARISONS or op == ('word', 'LIKE')):
+        return seq[2] == column
+    if op == ('word', 'IN'):
+        elements = seq[2:]
+        return column in elements[::2] and all(sep == ('punct', ',') for sep in elements[1::2])
+    if op == ('word', 'BETWEEN') and len(seq) == 5:
+        return seq[2] == column and seq[3] == ('word', 'AND') and seq[4] == column
+    return False
 
 
 def _check_statement(lexed: Lexed, verb: str, policy: Policy) -> _Parser:
@@ -1443,7 +1545,9 @@ def _analyze(sql: str, policy: Policy) -> _Analysis | Rejection:
     text = sql
     appended = False
     if verb == 'SELECT' and not parser.top_limit:
-        cap = f'LIMIT {policy.select_limit_cap}'
+        # After 'OFFSET n ROWS' the server takes a FETCH clause, not a LIMIT.
+        cap = (f'FETCH FIRST {policy.select_limit_cap} ROWS ONLY' if parser.top_offset
+               else f'LIMIT {policy.select_limit_cap}')
         lock = parser.top_lock
         if lock >= 0:
             at = lexed.starts[lock]

@@ -339,7 +339,7 @@ async def test_an_oversized_answer_of_the_trusted_host_is_a_502(gk, caplog):
     (502, 'node_failed', "the node worker1 failed: (2003, \"Can't connect to MySQL server on '10.0.4.3'\")",
      'a backend tier failed; retry later and quote the request id'),
     (503, 'no_healthy_node', 'no node is available to serve this read; retry later',
-     'no database node is available right now; retry later'),
+     'the database is not available right now; retry later'),
     (504, 'node_timeout', 'the node worker2 did not answer in time', 'the request took too long in a backend tier'),
     (504, 'upstream_timeout', 'the proxy did not answer within 20 s', 'the request took too long in a backend tier'),
     (500, 'internal_error', 'the service failed to handle this request', GENERIC_MESSAGES[500]),

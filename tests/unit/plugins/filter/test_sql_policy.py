@@ -148,3 +148,15 @@ def test_column_level_items_come_first_so_community_mysql_keeps_them_apart():
         items = priv.split("/")
         with_columns = [index for index, item in enumerate(items) if "(" in item]
         assert with_columns == list(range(len(with_columns))), items
+
+
+def test_a_table_whose_deletes_reach_other_rows_gets_no_delete():
+    # payment.rental_id is ON DELETE SET NULL (ON UPDATE CASCADE): deleting a rental changes payments.
+    cascades = [*CASCADES, {"table": "film", "column": "film_id", "on_update": "CASCADE", "on_delete": "SET NULL"},
+                {"table": "actor", "column": "actor_id", "on_update": "RESTRICT", "on_delete": "RESTRICT"}]
+    grants = sql_policy_grants(resolved()["default"], COLUMNS, cascades, "sakila")
+    write = dict(item.rsplit(":", 1) for item in grants["write"].split("/"))
+    assert write["sakila.film"] == "SELECT,INSERT,UPDATE (`title`, `language_id`, `last_update`)"
+    # A rule-less row (the old form) means ON UPDATE CASCADE; RESTRICT rules take nothing away.
+    assert write["sakila.language"] == "SELECT,INSERT,UPDATE (`name`, `last_update`),DELETE"
+    assert write["sakila.actor"] == "SELECT,INSERT,UPDATE (`first_name`, `last_name`, `last_update`),DELETE"
