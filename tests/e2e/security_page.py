@@ -131,8 +131,9 @@ def render(data: dict[str, Any]) -> str:
         f"The benchmark's statements validate in {v['typical_p50_ms']} ms at p50 and {v['typical_p99_ms']} ms at p99 "
         "(uncached; a repeated text with bound parameters hits the cache).",
         "",
-        f"Lab ({lab['date'][:10]}, project `{lab['lab_project']}`; `molecule test -s lab`, then "
-        "`python tests/e2e/security_page.py collect`): the hostile corpus, "
+        f"Lab ({lab['date'][:10]}, project `{lab['lab_project']}`; the e2e tests of `molecule test -s lab`, or "
+        "`pytest tests/e2e` against the lab of `scripts/lab up`, then `python tests/e2e/security_page.py collect`): "
+        "the hostile corpus, "
         f"{lab['hostile_entries']} entries on every route ({lab['hostile_requests']:,} requests): "
         f"{lab['refused_before_the_database']} refused before the database with their pinned code, "
         f"{lab['refused_by_the_database']} refused by the database where the entry says so, {lab['harmless']} "
