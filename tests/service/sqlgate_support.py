@@ -28,7 +28,7 @@ from typing import Any
 import pymysql
 import pytest
 from aiohttp import ClientSession, web
-from aiohttp.test_utils import TestServer
+from yarl import URL
 
 REPO = Path(__file__).resolve().parents[2]
 # The services' package, and the collection (its policy filter derives the database users the tests run as).
@@ -46,6 +46,7 @@ from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import ( 
 
 from sqlgate.config import load_config  # noqa: E402
 from sqlgate.gatekeeper import create_gatekeeper_app  # noqa: E402
+from sqlgate.listener import Listener  # noqa: E402
 from sqlgate.proxy import PROXY, create_proxy_app  # noqa: E402
 from sqlgate.trusted import create_trusted_app  # noqa: E402
 
@@ -278,13 +279,13 @@ def deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]
 
 @dataclass
 class Chain:
-    gatekeeper: TestServer
-    trusted: TestServer
-    proxy: TestServer
+    gatekeeper: Served
+    trusted: Served
+    proxy: Served
     session: ClientSession
     relays: dict[str, Relay]
     secrets: dict[str, str]
-    servers: list[TestServer] = field(default_factory=list)
+    servers: list[Served] = field(default_factory=list)
 
     def url(self, path: str, tier: str = 'gatekeeper') -> str:
         return str(getattr(self, tier).make_url(path))
@@ -352,9 +353,27 @@ def write_config(directory: Path, name: str, config: dict[str, Any]) -> str:
     return str(path)
 
 
-async def start_server(app: web.Application) -> TestServer:
-    server = TestServer(app, host='127.0.0.1')
-    await server.start_server()
+class Served:
+    """A service on its real listener (HTTP and the link on one port), with TestServer's few methods."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.listener = Listener(app, '127.0.0.1', 0, shutdown_timeout=2)
+
+    def make_url(self, path: str = '') -> URL:
+        return URL(self.listener.make_url(path))
+
+    @property
+    def link_url(self) -> str:
+        return f'sqlgate://127.0.0.1:{self.listener.port}'
+
+    async def close(self) -> None:
+        await self.listener.stop()
+
+
+async def start_server(app: web.Application) -> Served:
+    server = Served(app)
+    await server.listener.start()
     return server
 
 
@@ -396,7 +415,7 @@ async def build_chain(
         'host': '127.0.0.1',
         'allowed_clients': ['127.0.0.1'],
         'client_secret_file': write_secret(directory, 'trusted_secret', tier_secrets['trusted']),
-        'upstream': {'url': str(proxy_server.make_url('')).rstrip('/'),
+        'upstream': {'url': proxy_server.link_url,
                      'secret_file': str(directory / 'proxy_secret'), 'timeout': 8},
         'scopes': sql_policy_trusted(database.scopes, 'sakila', 'mariadb'),
     }, trusted or {})
@@ -406,7 +425,7 @@ async def build_chain(
         'host': '127.0.0.1',
         'api_keys_file': str(keys_file),
         'rate_limit': {'rate': 1000, 'burst': 1000},
-        'upstream': {'url': str(trusted_server.make_url('')).rstrip('/'),
+        'upstream': {'url': trusted_server.link_url,
                      'secret_file': str(directory / 'trusted_secret'), 'timeout': 10},
     }, gatekeeper or {})
     gatekeeper_server = await start_server(

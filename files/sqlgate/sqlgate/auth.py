@@ -102,7 +102,12 @@ class TierGuard:
         self.networks: tuple[Network, ...] = config.allowed_clients
         self.secret = config.secret
 
+    def address_allowed(self, remote: str | None) -> bool:
+        return address_allowed(remote, self.networks)
+
     def check(self, request: web.Request) -> None:
+        if getattr(request, 'tier_authenticated', False):
+            return  # it came over the link, whose handshake checked the address and the secret
         if not address_allowed(request.remote, self.networks):
             raise ApiError(403, 'client_not_allowed', 'this service only accepts requests from its configured clients')
         if not secret_matches(request.headers.get(TIER_SECRET_HEADER), self.secret):

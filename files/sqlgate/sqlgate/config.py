@@ -155,6 +155,7 @@ class ServerConfig:
     event_loop: str  # auto (uvloop when installed), asyncio or uvloop
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # HTTPS when set
     body_timeout: float = 5.0  # seconds to receive a request body, then 408 body_timeout
+    reuse_port: bool = False  # bind with SO_REUSEPORT, so several processes can share the port
 
 
 @dataclass(frozen=True)
@@ -166,6 +167,7 @@ class UpstreamConfig:
     max_connections: int
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # for https URLs
     max_response_bytes: int = DEFAULT_MAX_RESPONSE_BYTES  # larger answers: 502 upstream_response_too_large
+    links: int = 2  # with a sqlgate:// url: the persistent link connections kept open
 
 
 @dataclass(frozen=True)
@@ -315,14 +317,16 @@ def _server(root: _Section, service: str) -> ServerConfig:
         event_loop=root.string('event_loop', 'auto', choices=('auto', 'asyncio', 'uvloop')),
         ssl_context=_server_tls(root),
         body_timeout=root.number('body_timeout', 5.0),
+        reuse_port=root.boolean('reuse_port', False),
     )
 
 
 def _upstream(root: _Section, timeout: float) -> UpstreamConfig:
     section = root.section('upstream', required=True)
     url = section.string('url')
-    if not re.match(r'^https?://[^/\s]+/?$', url):
-        raise ConfigError(f"config key {section.key('url')!r}: expected http(s)://host:port, got {url!r}")
+    if not re.match(r'^(https?|sqlgate)://[^/\s]+/?$', url):
+        raise ConfigError(f"config key {section.key('url')!r}: expected sqlgate://host:port (the link) or "
+                          f"http(s)://host:port, got {url!r}")
     ca_file = section.raw('ca_file', None)
     context = None
     if url.startswith('https://'):
@@ -340,6 +344,7 @@ def _upstream(root: _Section, timeout: float) -> UpstreamConfig:
         max_connections=section.integer('max_connections', 100),
         ssl_context=context,
         max_response_bytes=section.integer('max_response_bytes', DEFAULT_MAX_RESPONSE_BYTES, minimum=1024),
+        links=section.integer('links', 2, maximum=64),
     )
     section.done()
     return config

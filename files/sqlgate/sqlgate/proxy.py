@@ -53,6 +53,7 @@ from .web import (
     NODE_HEADER,
     REQUEST_ID,
     SCOPE_HEADER,
+    TIER_GUARD,
     Service,
     create_app,
     json_bytes,
@@ -403,6 +404,7 @@ def create_proxy_app(config: ProxyConfig) -> web.Application:
     proxy = Proxy(config)
     app = create_app(proxy.service, proxy.handle_query)
     app[PROXY] = proxy
+    app[TIER_GUARD] = proxy.guard
     app.on_startup.append(proxy.on_startup)
     app.on_cleanup.append(proxy.on_cleanup)
     return app

@@ -24,6 +24,7 @@ from .web import (
     NODE_HEADER,
     REQUEST_ID,
     SCOPE_HEADER,
+    TIER_GUARD,
     Service,
     create_app,
     json_bytes,
@@ -93,6 +94,7 @@ def create_trusted_app(config: TrustedConfig) -> web.Application:
     trusted = Trusted(config)
     app = create_app(trusted.service, trusted.handle_query)
     app[TRUSTED] = trusted
+    app[TIER_GUARD] = trusted.guard
     app.on_startup.append(trusted.on_startup)
     app.on_cleanup.append(trusted.on_cleanup)
     return app

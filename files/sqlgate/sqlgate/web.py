@@ -287,6 +287,9 @@ class Service:
 
 
 SERVICE = web.AppKey('sqlgate_service', Service)
+# The query routes' handler (the link calls it too) and, on the trusted host and the proxy, the tier guard.
+QUERY_HANDLER = web.AppKey('sqlgate_query_handler', object)
+TIER_GUARD = web.AppKey('sqlgate_tier_guard', object)
 
 
 def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.Response:
@@ -303,7 +306,7 @@ def _from_http_exception(exc: web.HTTPException, request_id: str) -> web.Respons
 
 
 @web.middleware
-async def _request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def request_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     service = request.app[SERVICE]
     started = time.perf_counter()
     request_id = service.request_id_for(request)
@@ -397,8 +400,9 @@ async def _stop_listening_for_sighup(app: web.Application) -> None:
 
 def create_app(service: Service, query_handler: Handler, extra_routes: Iterable[web.RouteDef] = ()) -> web.Application:
     """An application with the query routes (POST /direct, /random, /customized), /healthz, /metrics."""
-    app = web.Application(middlewares=[_request_middleware], client_max_size=service.server.max_body_bytes)
+    app = web.Application(middlewares=[request_middleware], client_max_size=service.server.max_body_bytes)
     app[SERVICE] = service
+    app[QUERY_HANDLER] = query_handler
     app.router.add_routes([web.post(path, query_handler) for path in service.routes])
     app.router.add_routes([web.get('/healthz', _healthz), web.get('/metrics', _metrics), *extra_routes])
     app.on_startup.append(_listen_for_sighup)
@@ -441,22 +445,31 @@ def new_event_loop(choice: str) -> asyncio.AbstractEventLoop:
 
 def run(app: web.Application, server: ServerConfig) -> None:
     """Serve until SIGTERM or SIGINT, then stop accepting and let requests in flight finish."""
+    from .listener import Listener
+
     service = app[SERVICE]
     if hasattr(signal, 'SIGHUP'):
         # Until the application starts and listens for it, a reload must not kill the process.
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     loop = new_event_loop(server.event_loop)
-    service.logger.info('sqlgate %s %s listening on %s://%s:%d (event loop: %s)', service.name, __version__,
-                        'https' if server.ssl_context else 'http', server.host, server.port,
-                        type(loop).__module__.split('.')[0])
-    web.run_app(
-        app,
-        loop=loop,
-        host=server.host,
-        port=server.port,
-        access_log=None,
-        print=None,
-        shutdown_timeout=server.shutdown_timeout,
-        ssl_context=server.ssl_context,
-        handle_signals=True,
-    )
+    asyncio.set_event_loop(loop)
+    listener = Listener(app, server.host, server.port, ssl=server.ssl_context, reuse_port=server.reuse_port,
+                        shutdown_timeout=server.shutdown_timeout)
+    stopping = asyncio.Event()
+
+    async def serve() -> None:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stopping.set)
+        await listener.start()
+        service.logger.info('sqlgate %s %s listening on %s://%s:%d (event loop: %s)', service.name, __version__,
+                            'https' if server.ssl_context else 'http', server.host, listener.port,
+                            type(loop).__module__.split('.')[0])
+        await stopping.wait()
+        service.logger.info('stopping: requests in flight get up to %g s', server.shutdown_timeout)
+        await listener.stop()
+
+    try:
+        loop.run_until_complete(serve())
+    finally:
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()
