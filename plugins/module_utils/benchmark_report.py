@@ -22,7 +22,9 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
-SCHEMA_VERSION = 1
+from ansible_collections.cloudpatterns.mysql.plugins.module_utils.sysbench import expected_writes_per_transaction
+
+SCHEMA_VERSION = 2
 
 # What the reference deployment published: sysbench oltp_read_write, 6 threads, 60 s, one table of
 # 1,000,000 rows, run from a laptop across the internet against t2.micro instances (MySQL 8 standalone,
@@ -43,6 +45,9 @@ OLTP_ORDER = ("standalone", "cluster_one", "cluster_all")
 ROUTE_ORDER = ("direct", "random", "customized", "database")
 WORKLOAD_LABELS = {"pk": "primary-key reads", "mix": "read/write mix (8 reads, 2 updates)"}
 PERCENTILES = (50, 95, 99)
+# How far a run's writes per transaction may be from the workload's before the run is not like with like:
+# fewer mean writes that found no row (ids the table does not have), more mean retries beyond the errors.
+WRITES_TOLERANCE = 0.02
 
 
 class ReportError(Exception):
@@ -77,9 +82,35 @@ def _rounded(value: Any, digits: int = 3) -> float | None:
     return None if value is None else round(float(value), digits)
 
 
+def writes_check(
+    writes: int | None, transactions: int | None, ignored_errors: int | None, test: str | None, options: Any = None
+) -> dict[str, Any]:
+    """Whether a run's writes per transaction are the workload's, within WRITES_TOLERANCE.
+
+    sysbench counts a write as one only when it changed a row, so a run whose UPDATEs and DELETEs miss
+    (ids stepped by Galera's AUTO_INCREMENT, a table of another size) shows fewer. Statements of a
+    transaction rolled back after an ignored error are counted too, so the upper bound allows the
+    workload's writes for each such error. Returns {expected, measured, low, high, ok, reason}; ok is None
+    when the test's writes are unknown (the reason says why) or nothing ran.
+    """
+    expected, why = expected_writes_per_transaction(test, options if isinstance(options, Mapping) else None)
+    check: dict[str, Any] = {"expected": expected, "measured": None, "low": None, "high": None, "ok": None}
+    if not transactions or writes is None:
+        return check | {"reason": "no transactions"}
+    check["measured"] = round(writes / transactions, 4)
+    if expected is None:
+        return check | {"reason": f"not checked: {why}"}
+    retried = (ignored_errors or 0) / transactions
+    check["low"] = round(expected * (1 - WRITES_TOLERANCE), 4)
+    check["high"] = round(expected * (1 + retried) * (1 + WRITES_TOLERANCE), 4)
+    check["ok"] = check["low"] <= check["measured"] <= check["high"]
+    return check | {"reason": why}
+
+
 def summarize_oltp(entry: Mapping[str, Any]) -> dict[str, Any]:
     """The figures of one OLTP target that the report shows (the raw entry keeps the rest)."""
     run = entry.get("run") or {}
+    parameters = entry.get("parameters") or {}
     latency = run.get("latency_ms") or {}
     histogram = run.get("histogram") or []
     queries = run.get("queries") or {}
@@ -88,6 +119,8 @@ def summarize_oltp(entry: Mapping[str, Any]) -> dict[str, Any]:
     summary = {
         "id": entry.get("id"),
         "label": entry.get("label"),
+        "test": parameters.get("test"),
+        "ignore_errors": [str(code) for code in parameters.get("ignore_errors") or []],
         "engine": entry.get("engine"),
         "storage_engine": entry.get("storage_engine"),
         "mysql_hosts": list(entry.get("mysql_hosts") or []),
@@ -101,6 +134,13 @@ def summarize_oltp(entry: Mapping[str, Any]) -> dict[str, Any]:
         "queries_per_sec": queries.get("per_sec"),
         "statements_per_transaction": _rounded(queries.get("total", 0) / total_tx, 2) if total_tx else None,
         "writes_per_transaction": _rounded(queries.get("write", 0) / total_tx, 2) if total_tx else None,
+        "writes_check": writes_check(
+            queries.get("write"),
+            total_tx,
+            (run.get("ignored_errors") or {}).get("total"),
+            parameters.get("test"),
+            parameters,
+        ),
         "ignored_errors": (run.get("ignored_errors") or {}).get("total"),
         "ignored_errors_per_sec": (run.get("ignored_errors") or {}).get("per_sec"),
         "reconnects": (run.get("reconnects") or {}).get("total"),
@@ -254,6 +294,15 @@ def check_results(
         ):
             if not value or value <= 0:
                 problems.append(f"{name}: {label} is {value}, expected a positive figure")
+        writes = target["writes_check"]
+        if writes["ok"] is False:
+            problems.append(
+                f"{name}: {writes['measured']:.2f} writes per transaction, outside {writes['low']:.2f}.."
+                f"{writes['high']:.2f} around the {writes['expected']:g} of {writes['reason']} "
+                f"({WRITES_TOLERANCE:.0%}, plus the writes of retried transactions): its UPDATEs and DELETEs missed "
+                "rows, so it did not do the work the other targets did. Tables prepared with AUTO_INCREMENT on "
+                "Galera, or of another table_size? Prepare with auto_inc: false and the run's table_size."
+            )
         latency = target["latency_ms"]
         ordered = [latency[key] for key in ("min", "p50", "p95", "p99", "max") if latency.get(key) is not None]
         if ordered != sorted(ordered):
@@ -414,6 +463,10 @@ def _oltp_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
         *[row(kind, lambda t, kind=kind: t["queries"][kind]) for kind in ("read", "write", "other", "total")],
         row("statements per transaction", "statements_per_transaction"),
         row("writes per transaction", "writes_per_transaction"),
+        [
+            f"the workload's, within {WRITES_TOLERANCE:.0%}",
+            *[_writes_verdict(t["writes_check"]) for t in targets],
+        ],
         row("**transactions/s**", "transactions_per_sec"),
         row("**queries/s**", "queries_per_sec"),
         row("ignored errors (conflicts, deadlocks)", "ignored_errors"),
@@ -424,10 +477,14 @@ def _oltp_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
     lines = _table(header, rows)
     lines += [
         "p50, p95 and p99 are read from sysbench's latency histogram (buckets about 1.5 % wide); sysbench's own "
-        "95th percentile is in results.json. Ignored errors are deadlocks and certification conflicts (1213, 1020, "
-        "1205) that sysbench retried. sysbench counts a write that reports no affected row as other, so compare "
-        "totals: oltp_read_write sends 4 writes per transaction, and fewer counted writes mean writes that "
-        "changed nothing in the server's eyes.",
+        "95th percentile is in results.json. Ignored errors are the errors sysbench rolled back and retried "
+        f"({_ignored_errors_list(targets)}): deadlocks, and on a multi-writer Galera cluster certification "
+        "conflicts. Every target's tables were prepared with explicit ids 1..table_size (sysbench --auto_inc=off): "
+        "Galera steps AUTO_INCREMENT ids by the cluster size, and most ids the run draws would then find no row. "
+        "sysbench counts a write that changed no row as other, so writes per transaction say whether a run did the "
+        "workload's work (4 for oltp_read_write: an index update, a non-index update, a delete and an insert); a run "
+        f"more than {WRITES_TOLERANCE:.0%} away (allowing for the writes of retried transactions) fails the "
+        "consistency check.",
         "",
     ]
     return lines + _images(
@@ -436,6 +493,18 @@ def _oltp_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
         ("oltp_latency.png", "OLTP latency"),
         ("oltp_timeline.png", "OLTP throughput over time"),
     )
+
+
+def _writes_verdict(check: Mapping[str, Any]) -> str:
+    if check.get("ok") is None:
+        return f"not checked ({check.get('reason', '-')})"
+    return f"{check['expected']:g}: {'yes' if check['ok'] else '**no**'}"
+
+
+def _ignored_errors_list(targets: Sequence[Mapping[str, Any]]) -> str:
+    lists = {", ".join(t.get("ignore_errors") or []) for t in targets}
+    lists.discard("")
+    return "MySQL errors " + "; ".join(sorted(lists)) if lists else "sysbench's default: MySQL errors 1213, 1020, 1205"
 
 
 def _http_section(model: Mapping[str, Any], charts: Sequence[str]) -> list[str]:
@@ -659,8 +728,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += [
         "Consistency: "
         + (
-            "all checks passed (queries = read + write + other, figures positive, every phase "
-            "present, percentiles ordered)."
+            "all checks passed (queries = read + write + other, writes per transaction the workload's, "
+            "figures positive, every phase present, percentiles ordered)."
             if not problems
             else f"**{len(problems)} problem(s)**:"
         ),

@@ -15,6 +15,14 @@ Facts about sysbench 1.0.20 (Debian bookworm and Ubuntu 22.04 ship it) that shap
   ``--mysql-ignore-errors``; ``--forced-shutdown`` ends such a run (exit code 2), with a full report
   preceded by ``FATAL: The --max-time limit has expired``.
 - ``--config-file`` splits values on whitespace, so a password with whitespace cannot travel that way.
+- The bundled oltp_* scripts take ``--auto_inc=off``: prepare then inserts the ids 1..N itself instead of
+  leaving them to AUTO_INCREMENT, which Galera's ``wsrep_auto_increment_control`` steps by the cluster size
+  (ids 1, 5, 9, ... on four nodes, so three of four ids the run draws from 1..N find no row). The run's own
+  INSERTs always name the id.
+- ``--mysql-ignore-errors`` replaces the default list (1213,1020,1205) rather than adding to it.
+- A write (INSERT, UPDATE, DELETE) that affects no row is counted as "other", not "write" (db_driver.c:
+  ``rs->counter = (rs->nrows > 0) ? SB_CNT_WRITE : SB_CNT_OTHER``), so writes per transaction show how many
+  writes found their row.
 """
 
 from __future__ import annotations
@@ -28,6 +36,25 @@ from typing import Any
 COMMANDS = ("prepare", "run", "cleanup")
 RAND_TYPES = ("uniform", "gaussian", "special", "pareto")
 DB_PS_MODES = ("auto", "disable")
+# sysbench 1.0.20's own --mysql-ignore-errors: deadlock, record changed, lock wait timeout.
+DEFAULT_IGNORED_ERRORS = ("1213", "1020", "1205")
+# Writes per transaction (event) of the bundled tests with their default options, from the Lua scripts in
+# /usr/share/sysbench: oltp_read_write and oltp_write_only run index_updates (1) + non_index_updates (1) +
+# delete_inserts (1 DELETE and 1 INSERT); oltp_read_only and oltp_point_select write nothing; the update
+# tests one UPDATE each; oltp_insert one INSERT. oltp_delete is left out: it only deletes, so its rows run
+# out and the share of deletes that find a row falls during the run.
+WRITES_PER_TRANSACTION = {
+    "oltp_read_write": 4,
+    "oltp_write_only": 4,
+    "oltp_read_only": 0,
+    "oltp_point_select": 0,
+    "oltp_update_index": 1,
+    "oltp_update_non_index": 1,
+    "oltp_insert": 1,
+}
+# The options that change those counts: writes per transaction = index_updates + non_index_updates
+# + 2 x delete_inserts for oltp_read_write and oltp_write_only.
+WRITE_OPTIONS = {"index_updates": 1, "non_index_updates": 1, "delete_inserts": 2}
 MASK = "********"
 PASSWORD_OPTIONS = ("--mysql-password", "--pgsql-password")
 STATE_MARKER = "CPM_SYSBENCH_TABLE "
@@ -50,9 +77,11 @@ function cmd_state()
       if engine == nil then
          print(string.format('CPM_SYSBENCH_TABLE {"name": "%s", "engine": null, "rows": null}', name))
       else
-         local rows = con:query_row(string.format("SELECT COUNT(*) FROM %s", name))
-         print(string.format('CPM_SYSBENCH_TABLE {"name": "%s", "engine": "%s", "rows": %s}',
-                             name, engine, rows))
+         local rows, min_id, max_id = con:query_row(string.format(
+            "SELECT COUNT(*), MIN(id), MAX(id) FROM %s", name))
+         print(string.format(
+            'CPM_SYSBENCH_TABLE {"name": "%s", "engine": "%s", "rows": %s, "min_id": %s, "max_id": %s}',
+            name, engine, rows, min_id or "null", max_id or "null"))
       end
    end
    con:disconnect()
@@ -532,9 +561,13 @@ def parse_prepared_state(text: str) -> list[dict[str, Any]]:
 
 
 def classify_prepared_state(
-    states: Sequence[Mapping[str, Any]], table_size: int, engine: str | None = None
+    states: Sequence[Mapping[str, Any]], table_size: int, engine: str | None = None, explicit_ids: bool = False
 ) -> tuple[str, str]:
-    """('prepared' | 'absent' | 'mismatch', a sentence saying why) for the tables found."""
+    """('prepared' | 'absent' | 'mismatch', a sentence saying why) for the tables found.
+
+    With ``explicit_ids`` (prepare with --auto_inc=off) the ids must also be 1..table_size: a table
+    prepared with AUTO_INCREMENT on Galera has the right row count but ids stepped by the cluster size.
+    """
     present = [state for state in states if state.get("engine") is not None]
     if not present:
         return (
@@ -556,9 +589,44 @@ def classify_prepared_state(
         ]
         if wrong_engine:
             problems.append(f"expected engine {engine.lower()} but {', '.join(wrong_engine)}")
+    if explicit_ids:
+        stepped = [
+            f"{state['name']} has ids {state['min_id']}..{state['max_id']}"
+            for state in present
+            if state.get("max_id") is not None and (int(state["min_id"]), int(state["max_id"])) != (1, table_size)
+        ]
+        if stepped:
+            problems.append(
+                f"expected ids 1..{table_size} but {', '.join(stepped)} (prepared with AUTO_INCREMENT, "
+                "which Galera steps by the cluster size?)"
+            )
     if problems:
         return "mismatch", "; ".join(problems)
     return "prepared", f"all {len(states)} tables exist with {table_size} rows each"
+
+
+def expected_writes_per_transaction(
+    test: str | None, options: Mapping[str, Any] | None = None
+) -> tuple[float | None, str]:
+    """(writes per transaction the test sends when every write finds its row, or None; why).
+
+    From the test name for the bundled oltp_* tests (WRITES_PER_TRANSACTION), with the counts of
+    index_updates, non_index_updates and delete_inserts in ``options`` when they are set. None, with the
+    reason, for other tests and Lua scripts, whose writes this code cannot know.
+    """
+    name = (test or "").rsplit("/", 1)[-1].removesuffix(".lua")
+    if name not in WRITES_PER_TRANSACTION:
+        return None, (
+            f"the test {test!r} is not one of the bundled tests whose writes per transaction are known "
+            f"({', '.join(sorted(WRITES_PER_TRANSACTION))})"
+        )
+    options = options or {}
+    if name in ("oltp_read_write", "oltp_write_only") and any(options.get(key) is not None for key in WRITE_OPTIONS):
+        writes = sum(
+            int(1 if options.get(key) is None else options[key]) * weight for key, weight in WRITE_OPTIONS.items()
+        )
+        return float(writes), f"{name} with index_updates, non_index_updates and delete_inserts as set"
+    return float(WRITES_PER_TRANSACTION[name]), f"{name} with its default options"
 
 
 def mark_warmup(intervals: Sequence[Mapping[str, Any]], warmup_s: int) -> list[dict[str, Any]]:
@@ -584,6 +652,9 @@ def validate_params(params: Mapping[str, Any]) -> list[str]:
             problems.append(f"{name} must be at least {minimum}, got {params[name]}")
     if not 0 <= params.get("percentile", 95) <= 100:
         problems.append(f"percentile must be within 0..100 (0 disables it), got {params['percentile']}")
+    bad_codes = [code for code in params.get("ignore_errors") or [] if not (code.isdigit() or code == "all")]
+    if bad_codes:
+        problems.append(f"ignore_errors must list MySQL error numbers (or 'all'), got {', '.join(bad_codes)}")
     commands = [arg for arg in params.get("extra_args") or [] if arg in COMMANDS]
     if commands:
         problems.append(f"extra_args must not contain the command ({', '.join(commands)}); use command")
@@ -634,6 +705,10 @@ def build_sysbench_argv(params: Mapping[str, Any], executable: str = "sysbench")
     argv.append(f"--tables={params['tables']}")
     if command in ("prepare", "run"):
         argv.append(f"--table-size={params['table_size']}")
+    if command in ("prepare", "run") and params.get("auto_inc") is False:
+        argv.append("--auto_inc=off")
+    if command == "run" and params.get("ignore_errors"):
+        argv.append("--mysql-ignore-errors=" + ",".join(params["ignore_errors"]))
     if command == "prepare":
         # prepare runs in parallel in 1.0.20: up to --threads tables are filled at once.
         argv.append(f"--threads={params['threads']}")

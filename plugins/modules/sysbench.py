@@ -119,6 +119,23 @@ options:
         on MySQL NDB Cluster, otherwise the tables stay local to the SQL node that created them.
       - With O(skip_if_prepared), the existing tables must use this engine too.
     type: str
+  auto_inc:
+    description:
+      - For the bundled C(oltp_*) tests. V(false) passes C(--auto_inc=off) to C(prepare) and C(run); prepare then
+        creates the id column without AUTO_INCREMENT and inserts the ids 1..O(table_size) itself.
+      - Use V(false) on Galera, whose C(wsrep_auto_increment_control) steps AUTO_INCREMENT ids by the cluster
+        size, so that with the default most ids the run draws find no row and its updates and deletes change
+        nothing. With O(skip_if_prepared), existing tables must then have the ids 1..O(table_size).
+      - V(true) is sysbench's own default and passes nothing (Lua scripts of your own need not know the option).
+    type: bool
+    default: true
+  ignore_errors:
+    description:
+      - MySQL error numbers after which C(run) rolls the transaction back and retries it, counting an ignored
+        error (C(--mysql-ignore-errors)), or V([all]). This replaces sysbench's own list, C(1213,1020,1205),
+        so repeat those. Unset, sysbench's own list applies.
+    type: list
+    elements: str
   forced_shutdown:
     description:
       - Seconds sysbench waits after the end of the run for its threads before it stops them (the run
@@ -138,7 +155,7 @@ options:
   extra_args:
     description:
       - More sysbench options, passed as they are before the command, for example
-        C(--mysql-ignore-errors=1213,1205) or C(--point_selects=5).
+        C(--point_selects=5).
     type: list
     elements: str
     default: []
@@ -258,7 +275,9 @@ prepared_state:
       description: A sentence saying what was found.
       type: str
     tables:
-      description: C({name, engine, rows}) per table; C(engine) and C(rows) are null for a missing one.
+      description:
+        - C({name, engine, rows, min_id, max_id}) per table; all but C(name) are null for a missing one, and
+          the ids for an empty one.
       type: list
       elements: dict
 tables:
@@ -314,8 +333,8 @@ queries:
   sample: {read: 43190, write: 12340, other: 6170, total: 61700, per_sec: 12316.9}
 ignored_errors:
   description:
-    - Errors sysbench ignored and retried (by default deadlocks and lock wait timeouts, 1213, 1020,
-      1205; on Galera, certification conflicts surface as 1213), and per second.
+    - Errors sysbench ignored and retried (those of O(ignore_errors); by default deadlocks and lock wait
+      timeouts, 1213, 1020, 1205; on Galera, certification conflicts surface as 1213), and per second.
   returned: when O(command=run) ran
   type: dict
   sample: {total: 66, per_sec: 13.11}
@@ -432,6 +451,8 @@ ARGUMENT_SPEC: dict[str, dict[str, Any]] = {
     "rand_type": {"type": "str", "choices": list(RAND_TYPES), "default": "special"},
     "db_ps_mode": {"type": "str", "choices": list(DB_PS_MODES), "default": "auto"},
     "mysql_storage_engine": {"type": "str"},
+    "auto_inc": {"type": "bool", "default": True},
+    "ignore_errors": {"type": "list", "elements": "str"},
     "forced_shutdown": {"type": "int", "default": 30},
     "skip_if_prepared": {"type": "bool", "default": False},
     "extra_args": {"type": "list", "elements": "str", "default": []},
@@ -470,7 +491,9 @@ def _check_prepared(module: AnsibleModule, executable: str, result: dict[str, An
             stdout=scrub(text, secrets),
             **result,
         )
-    verdict, reason = classify_prepared_state(states, params["table_size"], params["mysql_storage_engine"])
+    verdict, reason = classify_prepared_state(
+        states, params["table_size"], params["mysql_storage_engine"], explicit_ids=not params["auto_inc"]
+    )
     result["prepared_state"] = {"verdict": verdict, "reason": reason, "tables": states}
     if verdict == "mismatch":
         module.fail_json(

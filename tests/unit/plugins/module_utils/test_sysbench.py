@@ -17,6 +17,7 @@ from ansible_collections.cloudpatterns.mysql.plugins.module_utils.sysbench impor
     build_state_argv,
     build_sysbench_argv,
     classify_prepared_state,
+    expected_writes_per_transaction,
     hints_for,
     mark_warmup,
     mask_argv,
@@ -61,6 +62,8 @@ def params(**overrides: Any) -> dict[str, Any]:
         "rand_type": "special",
         "db_ps_mode": "auto",
         "mysql_storage_engine": None,
+        "auto_inc": True,
+        "ignore_errors": None,
         "forced_shutdown": 30,
         "skip_if_prepared": False,
         "extra_args": [],
@@ -402,6 +405,43 @@ def test_prepared_state_without_marker() -> None:
         parse_prepared_state('CPM_SYSBENCH_TABLE {"name": "sbtest1", "eng\n')
 
 
+def test_classify_prepared_state_ids() -> None:
+    stepped = parse_prepared_state(fixture("handmade_state_stepped_ids.txt"))
+    verdict, reason = classify_prepared_state(stepped, 1000, "innodb", explicit_ids=True)
+    assert verdict == "mismatch"
+    assert reason.startswith("expected ids 1..1000 but sbtest1 has ids 1..3997, sbtest2 has ids 1..3997")
+    # With AUTO_INCREMENT wanted, stepped ids are what the server made: not a mismatch.
+    assert classify_prepared_state(stepped, 1000, "innodb")[0] == "prepared"
+    explicit = parse_prepared_state(fixture("handmade_state_explicit_ids.txt"))
+    assert classify_prepared_state(explicit, 1000, "innodb", explicit_ids=True)[0] == "prepared"
+    # Output of the script before it read the ids: nothing to compare.
+    assert classify_prepared_state(parse_prepared_state(fixture("state_prepared.txt")), 1000, explicit_ids=True)[0] == (
+        "prepared"
+    )
+
+
+@pytest.mark.parametrize(
+    ("test", "options", "writes"),
+    [
+        ("oltp_read_write", None, 4.0),
+        ("/usr/share/sysbench/oltp_read_write.lua", {}, 4.0),
+        ("oltp_write_only", {"delete_inserts": 2}, 6.0),
+        ("oltp_read_write", {"index_updates": 0, "non_index_updates": 3}, 5.0),
+        ("oltp_read_only", {"index_updates": 5}, 0.0),
+        ("oltp_point_select", None, 0.0),
+        ("oltp_update_index", None, 1.0),
+    ],
+)
+def test_expected_writes_per_transaction(test: str, options: dict[str, Any] | None, writes: float) -> None:
+    assert expected_writes_per_transaction(test, options)[0] == writes
+
+
+@pytest.mark.parametrize("test", ["oltp_delete", "/opt/cloudpatterns-bench/sakila_pk.lua", "", None])
+def test_expected_writes_are_unknown_for_other_tests(test: str | None) -> None:
+    writes, why = expected_writes_per_transaction(test)
+    assert writes is None and "not one of the bundled tests" in why
+
+
 @pytest.mark.parametrize(
     ("name", "table_size", "engine", "verdict", "reason"),
     [
@@ -503,6 +543,19 @@ def test_prepare_argv() -> None:
     assert not any(arg.startswith(("--time", "--report-interval", "--rand-type")) for arg in argv)
 
 
+def test_explicit_ids_and_ignored_errors() -> None:
+    for command in ("prepare", "run"):
+        argv = build_sysbench_argv(params(command=command, auto_inc=False, ignore_errors=["1213", "1062"]))
+        assert "--auto_inc=off" in argv
+        assert ("--mysql-ignore-errors=1213,1062" in argv) == (command == "run")
+        assert argv[-1] == command
+    cleanup = build_sysbench_argv(params(command="cleanup", auto_inc=False, ignore_errors=["1213"]))
+    assert not any(arg.startswith(("--auto_inc", "--mysql-ignore-errors")) for arg in cleanup)
+    # sysbench's defaults pass nothing, so Lua scripts without an auto_inc option keep working.
+    default = build_sysbench_argv(params(auto_inc=True, ignore_errors=None))
+    assert not any(arg.startswith(("--auto_inc", "--mysql-ignore-errors")) for arg in default)
+
+
 def test_cleanup_argv() -> None:
     argv = build_sysbench_argv(params(command="cleanup", tables=10))
     assert argv[-2:] == ["--tables=10", "cleanup"]
@@ -569,6 +622,10 @@ def test_scrub() -> None:
         ({"warmup_time": -1}, "warmup_time must be at least 0"),
         ({"forced_shutdown": -5}, "forced_shutdown must be at least 0"),
         ({"percentile": 101}, "percentile must be within 0..100"),
+        (
+            {"ignore_errors": ["1213", "deadlock"]},
+            "ignore_errors must list MySQL error numbers (or 'all'), got deadlock",
+        ),
         ({"extra_args": ["--threads=2", "run"]}, "extra_args must not contain the command (run)"),
     ],
 )

@@ -47,7 +47,7 @@ def oltp(target: str, run_fixture: str, steps: list[str]) -> dict[str, Any]:
         "storage_engine": "innodb",
         "mysql_hosts": ["10.0.0.2"] if target != "cluster_all" else ["10.0.0.3", "10.0.0.4"],
         "nodes": ["standalone"] if target == "standalone" else ["manager", "worker1"],
-        "parameters": {"threads": 6, "time": 60},
+        "parameters": {"test": "oltp_read_write", "threads": 6, "time": 60},
         "steps": steps,
         "prepare": sysbench("prepare.txt", "prepare") if "prepare" in steps else None,
         "run": dict(sysbench(run_fixture), warmup_s=1),
@@ -243,6 +243,52 @@ def test_a_route_without_any_answer_is_a_problem(results: list[dict[str, Any]]) 
     assert problems == ["/random (pk) at 16 clients: no request completed"]
 
 
+def test_every_fixture_run_does_the_workloads_writes(results: list[dict[str, Any]]) -> None:
+    for target in report.build_model(results)["oltp"]:
+        check = target["writes_check"]
+        assert check["expected"] == 4.0 and check["ok"] is True, (target["id"], check)
+
+
+def test_writes_that_miss_their_rows_fail_the_check(results: list[dict[str, Any]]) -> None:
+    # The lab's full run of 2026-11-24 on Galera: ids stepped by 4, 1.79 writes per transaction.
+    queries = results[1]["run"]["queries"]
+    missed = queries["write"] * 45 // 100
+    queries.update(write=queries["write"] - missed, other=queries["other"] + missed)
+    problems = assembled(results)["problems"]
+    assert len(problems) == 1
+    assert problems[0].startswith(
+        "cluster, one SQL node: 2.20 writes per transaction, outside 3.92..4.08 around the 4 of oltp_read_write"
+    )
+    assert "auto_inc: false" in problems[0]
+
+
+def test_a_shortfall_of_just_over_two_percent_fails_and_retries_allow_more(results: list[dict[str, Any]]) -> None:
+    transactions = 1000
+    assert report.writes_check(3921, transactions, 0, "oltp_read_write")["ok"] is True
+    assert report.writes_check(3919, transactions, 0, "oltp_read_write")["ok"] is False
+    assert report.writes_check(4081, transactions, 0, "oltp_read_write")["ok"] is False
+    # 20 transactions rolled back after an ignored error each sent up to 4 writes that sysbench counted.
+    assert report.writes_check(4150, transactions, 20, "oltp_read_write")["ok"] is True
+
+
+def test_writes_of_unknown_workloads_are_not_checked_and_say_why() -> None:
+    check = report.writes_check(10, 100, 0, "/opt/my_test.lua")
+    assert check["ok"] is None and check["measured"] == 0.1
+    assert check["reason"].startswith("not checked: the test '/opt/my_test.lua' is not one of the bundled tests")
+    assert report.writes_check(0, 100, 0, "oltp_read_only")["ok"] is True
+
+
+def test_the_report_module_fails_loudly_on_writes_that_missed(
+    run_module: Any, results: list[dict[str, Any]], tmp_path: Path
+) -> None:
+    queries = results[2]["run"]["queries"]
+    queries.update(write=queries["write"] // 2, other=queries["other"] + queries["write"] - queries["write"] // 2)
+    result, _ = run_module(benchmark_report.main, module_args(results, tmp_path, fail_on_problems=True), [])
+    assert result["failed"]
+    assert result["msg"].startswith("the figures are inconsistent: cluster, all SQL nodes: 2.00 writes per transaction")
+    assert "**1 problem(s)**" in (tmp_path / "20260101T120000Z" / "report.md").read_text()
+
+
 def test_unordered_percentiles_are_a_problem(results: list[dict[str, Any]]) -> None:
     results[5]["runs"][0]["latency_ms"]["p95"] = 50.0
     problems = assembled(results)["problems"]
@@ -287,6 +333,7 @@ def test_the_markdown_puts_standalone_and_cluster_side_by_side(results: list[dic
     )
     assert "| **queries/s** | 13,696.42 | 7,780.57 | 6,156.71 |" in text
     assert "| read | 48,076 | 16,422 | 12,937 |" in text
+    assert "| the workload's, within 2% | 4: yes | 4: yes | 4: yes |" in text
     assert "| /direct | 16 | 6,247.0 | 2.00 | 6.29 | 9.44 | 0 | 31,833 |" in text
     assert "| database (manager) | 1 | 684.8 |" in text
     assert "### Primary-key reads" in text and "### Read/write mix (8 reads, 2 updates)" in text

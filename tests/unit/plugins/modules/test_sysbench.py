@@ -205,6 +205,7 @@ def test_skip_if_prepared_in_check_mode_reads_but_does_not_prepare(run_module: A
 @pytest.mark.parametrize(
     ("state", "overrides", "reason"),
     [
+        ("handmade_state_stepped_ids.txt", {"auto_inc": False}, "expected ids 1..1000 but sbtest1 has ids 1..3997"),
         ("state_partial.txt", {"tables": 3}, "missing: sbtest3"),
         ("state_prepared.txt", {"table_size": 1000000}, "expected 1000000 rows"),
         ("state_prepared.txt", {"mysql_storage_engine": "ndbcluster"}, "expected engine ndbcluster"),
