@@ -51,6 +51,7 @@ _MODES_REMOVED = frozenset({
     'POSTGRESQL', 'MAXDB', 'EMPTY_STRING_IS_NULL', 'SIMULTANEOUS_ASSIGNMENT', 'TIME_ROUND_FRACTIONAL',
 })
 _COM_RESET_CONNECTION = 0x1F
+_COM_QUERY = 0x03
 # GROUP_CONCAT and JSON_ARRAYAGG build strings of up to this many bytes (the server's default is 1 MiB): long
 # strings are what string searches spend unbounded time on, where the statement timer cannot interrupt them.
 GROUP_CONCAT_MAX_LEN = 65536
@@ -199,18 +200,27 @@ def init_session(conn: Connection, statement_timeout: float) -> None:
         version, sql_mode = cursor.fetchone()
         timeout, modes = session_settings(str(version), str(sql_mode or ''), statement_timeout)
         safe = int(getattr(conn, 'safe_updates', False))
-        cursor.execute(f'SET NAMES {conn.charset}, SESSION {timeout}, sql_mode = %s, sql_safe_updates = {safe}, '
-                       f'group_concat_max_len = {GROUP_CONCAT_MAX_LEN}', (modes,))
+        session = cursor.mogrify(f'SET NAMES {conn.charset}, SESSION {timeout}, sql_mode = %s, '
+                                 f'sql_safe_updates = {safe}, group_concat_max_len = {GROUP_CONCAT_MAX_LEN}', (modes,))
+        cursor.execute(session)
+    conn.session_sql = session.encode(conn.encoding)  # type: ignore[attr-defined]
     conn.server_flavor = 'mariadb' if is_mariadb(str(version)) else 'mysql'  # type: ignore[attr-defined]
     conn.statement_timeout = statement_timeout  # type: ignore[attr-defined]
 
 
 def reset(conn: Connection) -> None:
     """Forget everything the last request left in the session (COM_RESET_CONNECTION: user variables,
-    temporary tables, prepared statements, an open transaction), then set the session up again."""
+    temporary tables, prepared statements, an open transaction), then set the session up again.
+
+    Both commands are sent before either answer is read (the server runs them in order), so the reset
+    costs one round trip; the session's SET was built when the connection was made.
+    """
     conn._execute_command(_COM_RESET_CONNECTION, b'')
+    conn._execute_command(_COM_QUERY, conn.session_sql)  # type: ignore[attr-defined]
+    conn._next_seq_id = 1  # each answer numbers its packets from 1
     conn._read_ok_packet()
-    init_session(conn, conn.statement_timeout)  # type: ignore[attr-defined]
+    conn._next_seq_id = 1
+    conn._read_query_result()
 
 
 def close_quietly(conn: pymysql.connections.Connection | None) -> None:

@@ -9,8 +9,8 @@ statement failed in a way that leaves the session intact; otherwise it is closed
 
 Before a connection serves anyone again it is reset (``reset``: COM_RESET_CONNECTION and the session set
 up again), so no user variable, temporary table or open transaction passes from one request to the next.
-The reset runs after the answer has been handed to the caller, while the slot is still held: it costs
-the pool's capacity, not the request's latency.
+The reset runs in the same thread after the answer has been handed to the caller, while the slot is still
+held: it costs the pool's capacity, not the request's latency.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Executor
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import pymysql
 
@@ -71,6 +71,15 @@ class Slots:
         self.free += 1
 
 
+def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
+    if future.done():
+        return  # the caller was cancelled
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)  # type: ignore[arg-type]
+
+
 class NodePool(Generic[T]):
     def __init__(
         self,
@@ -93,34 +102,46 @@ class NodePool(Generic[T]):
         self.acquire_timeouts = 0
 
     async def run(self, job: Callable[[Connection], T]) -> T:
-        """Run ``job(connection)`` in a worker thread with a pooled connection."""
+        """Run ``job(connection)`` in a worker thread with a pooled connection.
+
+        One thread hand-off a request: the thread hands the answer to the loop as soon as it has it, then
+        resets the connection and gives it back to the pool itself.
+        """
         if not await self.slots.acquire(self.acquire_timeout):
             self.acquire_timeouts += 1
             raise PoolExhausted(f'all {self.size} connections are busy')
         entry = self.idle.pop() if self.idle else None
         self.in_use += 1
         loop = asyncio.get_running_loop()
-        future = loop.run_in_executor(self.executor, self._call, entry, job)
+        answer: asyncio.Future[tuple[T | None, StatementFailure | None]] = loop.create_future()
         try:
-            result, failure, conn = await asyncio.shield(future)
-        except asyncio.CancelledError:
-            future.add_done_callback(self._reclaim)
-            raise
+            self.executor.submit(self._work, loop, answer, entry, job)
         except BaseException:
             self._give_back(None)
             raise
-        self._recycle(loop, conn)
+        result, failure = await answer  # a cancelled caller leaves the thread to finish and give back
         if failure is not None:
             raise failure
         return result  # type: ignore[return-value]
 
-    def _recycle(self, loop: asyncio.AbstractEventLoop, conn: Connection | None) -> None:
-        """Reset ``conn`` in a worker thread, then give it back (or drop it when the reset fails)."""
-        if conn is None:
-            self._give_back(None)
+    def _work(self, loop: asyncio.AbstractEventLoop, answer: asyncio.Future[tuple[T | None, StatementFailure | None]],
+              entry: tuple[Connection, float] | None, job: Callable[[Connection], T]) -> None:
+        """In a worker thread: the job, its answer to the loop, then the reset and the return to the pool."""
+        try:
+            result, failure, conn = self._call(entry, job)
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller
+            loop.call_soon_threadsafe(self._settle_after_giving_back, answer, None, exc)
             return
-        future = loop.run_in_executor(self.executor, self._reset, conn)
-        future.add_done_callback(lambda done: self._give_back(None if done.cancelled() else done.result()))
+        if conn is None:  # nothing to reset: the slot is free before the caller hears back
+            loop.call_soon_threadsafe(self._settle_after_giving_back, answer, (result, failure), None)
+            return
+        loop.call_soon_threadsafe(_settle, answer, (result, failure), None)
+        loop.call_soon_threadsafe(self._give_back, self._reset(conn))
+
+    def _settle_after_giving_back(self, answer: asyncio.Future[Any], result: object, error: BaseException | None
+                                  ) -> None:
+        self._give_back(None)
+        _settle(answer, result, error)
 
     def _reset(self, conn: Connection) -> Connection | None:
         try:
@@ -135,12 +156,6 @@ class NodePool(Generic[T]):
             self.idle.append((conn, time.monotonic()))
         self.in_use -= 1
         self.slots.release()
-
-    def _reclaim(self, future: asyncio.Future[tuple[object, object, Connection | None]]) -> None:
-        if future.cancelled() or future.exception() is not None:
-            self._give_back(None)
-        else:
-            self._recycle(asyncio.get_running_loop(), future.result()[2])
 
     def _call(
         self, entry: tuple[Connection, float] | None, job: Callable[[Connection], T]
