@@ -22,6 +22,7 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from ansible_collections.cloudpatterns.mysql.plugins.module_utils.service_cpu import ServiceCpuError, tier_cpu
 from ansible_collections.cloudpatterns.mysql.plugins.module_utils.sysbench import expected_writes_per_transaction
 
 SCHEMA_VERSION = 2
@@ -218,14 +219,44 @@ def summarize_http_run(tool: str, run: Mapping[str, Any]) -> dict[str, Any]:
     raise ReportError(f"unknown load tool {tool!r}; expected wrk or sysbench")
 
 
+def run_tier_cpu(tiers: Sequence[str], run: Mapping[str, Any]) -> dict[str, Any]:
+    """Per tier, the CPU its hosts' units used during one level and per request wrk counted.
+
+    ``run["cpu"]`` holds the samples of the module cloudpatterns.mysql.service_cpu taken right before and
+    right after the level, ``{before: [{tier, host, units, clock_ticks}], after: [...]}``. A tier whose samples
+    cannot be paired gets ``{"error": sentence}``.
+    """
+    samples = run.get("cpu") or {}
+    figures: dict[str, Any] = {}
+    for tier in tiers:
+        before = [sample for sample in samples.get("before") or [] if sample.get("tier") == tier]
+        after = [sample for sample in samples.get("after") or [] if sample.get("tier") == tier]
+        if not before:
+            figures[tier] = {"error": "no CPU sample before the level"}
+            continue
+        ticks = int(before[0].get("clock_ticks") or 100)
+        try:
+            figures[tier] = tier_cpu(before, after, run.get("requests"), ticks)
+        except ServiceCpuError as error:
+            figures[tier] = {"error": str(error)}
+    return figures
+
+
 def summarize_http(entry: Mapping[str, Any]) -> dict[str, Any]:
-    runs = [summarize_http_run(entry.get("tool", ""), run) for run in entry.get("runs") or []]
+    tiers = [str(tier.get("name")) for tier in entry.get("cpu_tiers") or []]
+    runs = []
+    for run in entry.get("runs") or []:
+        summary = summarize_http_run(entry.get("tool", ""), run)
+        if tiers:
+            summary["cpu"] = run_tier_cpu(tiers, run)
+        runs.append(summary)
     return {
         "route": entry.get("route"),
         "label": entry.get("label"),
         "workload": entry.get("workload"),
         "tool": entry.get("tool"),
         "target": entry.get("target"),
+        "cpu_tiers": tiers,
         "runs": sorted(runs, key=lambda run: run["clients"] or 0),
     }
 
@@ -323,6 +354,14 @@ def check_results(
                 continue
             if not run["ok_requests"] or run["ok_requests"] <= 0:
                 problems.append(f"{where}: no request succeeded")
+            for tier, cpu in (run.get("cpu") or {}).items():
+                if "error" in cpu:
+                    problems.append(f"{where}: no CPU per request for {tier}: {cpu['error']}")
+                elif cpu["pids_changed"]:
+                    problems.append(
+                        f"{where}: a process of {tier} started or exited during the level, so its CPU time is "
+                        "incomplete (did the service restart?)"
+                    )
             percentiles = [run["latency_ms"].get(f"p{p}") for p in PERCENTILES]
             if None in percentiles or any(value <= 0 for value in percentiles):
                 problems.append(f"{where}: latency percentiles missing or not positive: {percentiles}")
@@ -415,6 +454,80 @@ def reference_comparison(model: Mapping[str, Any]) -> dict[str, Any]:
     if standalone and cluster and standalone["queries_per_sec"]:
         comparison["cluster_to_standalone"] = round(cluster["queries_per_sec"] / standalone["queries_per_sec"], 3)
     return comparison
+
+
+def _ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if not numerator or not denominator:
+        return None
+    return round(float(numerator) / float(denominator), 4)
+
+
+def throughput_ratios(model: Mapping[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """Requests/s of each gatekeeper route over the database's, and /customized over /random, per level.
+
+    ``chain_to_database``: per workload, route and concurrency, the route's requests/s divided by the
+    direct-to-the-database route's at the same concurrency. ``customized_to_random``: per workload and
+    concurrency, /customized's requests/s divided by /random's. Levels measured on one side only are left out.
+    """
+    chain: list[dict[str, Any]] = []
+    customized: list[dict[str, Any]] = []
+    for workload in ("pk", "mix"):
+        for entry in model["http"]:
+            if entry["workload"] != workload or entry["tool"] != "wrk":
+                continue
+            for run in entry["runs"]:
+                database = _run_at(model, "database", workload, run["clients"])
+                if database is None:
+                    continue
+                chain.append(
+                    {
+                        "workload": workload,
+                        "route": entry["route"],
+                        "clients": run["clients"],
+                        "requests_per_sec": run["requests_per_sec"],
+                        "database_requests_per_sec": database["requests_per_sec"],
+                        "ratio": _ratio(run["requests_per_sec"], database["requests_per_sec"]),
+                    }
+                )
+        levels = sorted({run["clients"] for entry in model["http"] for run in entry["runs"] if run["clients"]})
+        for clients in levels:
+            random = _run_at(model, "random", workload, clients)
+            custom = _run_at(model, "customized", workload, clients)
+            if random and custom:
+                customized.append(
+                    {
+                        "workload": workload,
+                        "clients": clients,
+                        "customized_requests_per_sec": custom["requests_per_sec"],
+                        "random_requests_per_sec": random["requests_per_sec"],
+                        "ratio": _ratio(custom["requests_per_sec"], random["requests_per_sec"]),
+                        "customized_p50_ms": custom["latency_ms"]["p50"],
+                        "random_p50_ms": random["latency_ms"]["p50"],
+                    }
+                )
+    return {"chain_to_database": chain, "customized_to_random": customized}
+
+
+def cpu_per_request_table(model: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Flat rows of CPU per request: per workload, route, level and tier (what results.json and the report show)."""
+    rows = []
+    for entry in model["http"]:
+        for run in entry["runs"]:
+            for tier, cpu in (run.get("cpu") or {}).items():
+                rows.append(
+                    {
+                        "workload": entry["workload"],
+                        "route": entry["route"],
+                        "clients": run["clients"],
+                        "tier": tier,
+                        "cpu_seconds": cpu.get("cpu_seconds"),
+                        "requests": cpu.get("requests"),
+                        "cpu_ms_per_request": cpu.get("cpu_ms_per_request"),
+                        "resolution_ms_per_request": cpu.get("resolution_ms_per_request"),
+                        "error": cpu.get("error"),
+                    }
+                )
+    return rows
 
 
 # --------------------------------------------------------------------------------------------------
@@ -559,6 +672,90 @@ def _goals_section(model: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _ratios_section(report: Mapping[str, Any]) -> list[str]:
+    ratios = report.get("ratios") or throughput_ratios(report["model"])
+    lines: list[str] = []
+    if ratios["chain_to_database"]:
+        lines += ["## Throughput through the chain against the database alone", ""]
+        lines += _table(
+            ["workload", "route", "clients", "requests/s", "database requests/s", "route / database"],
+            [
+                [
+                    WORKLOAD_LABELS[row["workload"]],
+                    f"/{row['route']}",
+                    row["clients"],
+                    _num(row["requests_per_sec"], 1),
+                    _num(row["database_requests_per_sec"], 1),
+                    _percent(row["ratio"]),
+                ]
+                for row in ratios["chain_to_database"]
+            ],
+        )
+        lines += [
+            "Each gatekeeper route's requests/s divided by the same statements' straight to the manager with "
+            "sysbench, at the same number of concurrent clients: what share of the database's throughput is left "
+            "after the request path.",
+            "",
+        ]
+    if ratios["customized_to_random"]:
+        lines += ["## /customized against /random", ""]
+        lines += _table(
+            ["workload", "clients", "/customized requests/s", "/random requests/s", "ratio", "p50 ms (c / r)"],
+            [
+                [
+                    WORKLOAD_LABELS[row["workload"]],
+                    row["clients"],
+                    _num(row["customized_requests_per_sec"], 1),
+                    _num(row["random_requests_per_sec"], 1),
+                    _percent(row["ratio"]),
+                    f"{_num(row['customized_p50_ms'])} / {_num(row['random_p50_ms'])}",
+                ]
+                for row in ratios["customized_to_random"]
+            ],
+        )
+    return lines
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
+def _cpu_section(model: Mapping[str, Any]) -> list[str]:
+    entries = [entry for entry in model["http"] if entry.get("cpu_tiers")]
+    if not entries:
+        return []
+    tiers = list(dict.fromkeys(tier for entry in entries for tier in entry["cpu_tiers"]))
+    lines = ["## CPU per request of each tier", ""]
+    rows = []
+    worst = 0.0
+    for entry in entries:
+        for run in entry["runs"]:
+            cpu = run.get("cpu") or {}
+            cells = []
+            total: float | None = 0.0
+            for tier in tiers:
+                figure = cpu.get(tier) or {}
+                value = figure.get("cpu_ms_per_request")
+                cells.append(_num(value, 3) if value is not None else "-")
+                total = None if value is None or total is None else total + value
+                worst = max(worst, figure.get("resolution_ms_per_request") or 0.0)
+            rows.append(
+                [WORKLOAD_LABELS[entry["workload"]], entry["label"], run["clients"], _num(run["requests"]), *cells]
+                + [_num(total, 3) if total is not None else "-"]
+            )
+    lines += _table(["workload", "route", "clients", "requests", *[f"{t} ms" for t in tiers], "chain ms"], rows)
+    lines += [
+        "CPU time (user + system) of every process of each tier's systemd unit on every host of the tier, read from "
+        "/proc/<pid>/stat right before and right after each level, divided by the requests wrk counted in the level "
+        "(results.json: model.http[].runs[].cpu, and cpu_per_request). The warm-up is not counted; the sampling "
+        "itself happens outside the levels. The kernel counts CPU time in clock ticks of 10 ms per process, so each "
+        f"figure is exact to within about {worst:.3f} ms per request here (one tick per process and level over the "
+        "level's requests). In the local lab every tier shares the same cores with wrk and the databases.",
+        "",
+    ]
+    return lines
+
+
 def _reference_section(model: Mapping[str, Any], environment: Mapping[str, Any]) -> list[str]:
     comparison = reference_comparison(model)
     ref = REFERENCE
@@ -672,17 +869,35 @@ def _environment_section(environment: Mapping[str, Any]) -> list[str]:
     ]
     for name, variables in servers.items():
         rows.append([f"{name} server", f"{variables.get('version', '-')} ({variables.get('version_comment', '-')})"])
-    controller = environment.get("controller") or {}
-    if controller:
-        load = controller.get("loadavg") or {}
-        rows.append(
-            [
-                "controller",
-                f"{controller.get('vcpus', '-')} vCPU, {_num(controller.get('memtotal_mb'))} MB"
-                + (f", load average {_num(load.get('5m'))} (5 min) at the start" if load else ""),
-            ]
-        )
     lines += _table(["", ""], rows)
+    lab = " (runs every container of the local lab)" if environment.get("target") == "docker" else ""
+    bench = environment.get("bench_host") or {}
+    machines = [
+        ("controller" + lab, environment.get("controller") or {}),
+        (f"bench host {bench.get('name', '')}".strip(), bench),
+    ]
+    machines = [(name, facts) for name, facts in machines if facts]
+    if machines:
+        lines += _table(
+            ["machine", "vCPUs", "nproc", "memory (MB)", "load average before (1/5/15 min)", "after"],
+            [
+                [
+                    name,
+                    _num(facts.get("vcpus")),
+                    _num(facts.get("nproc")),
+                    _num(facts.get("memtotal_mb")),
+                    _loadavg(facts.get("loadavg_before") or facts.get("loadavg")),
+                    _loadavg(facts.get("loadavg_after")),
+                ]
+                for name, facts in machines
+            ],
+        )
+        lines += [
+            "vCPUs are the processors the kernel shows (ansible_processor_vcpus), nproc those this process may run on "
+            "(ansible_processor_nproc). The load average before is read right before the first phase, after it "
+            "right after the last: a load above the number of cores before the run means other work shared them.",
+            "",
+        ]
     nodes = environment.get("nodes") or []
     if nodes:
         if environment.get("target") == "docker":
@@ -705,6 +920,12 @@ def _environment_section(environment: Mapping[str, Any]) -> list[str]:
     if profile:
         lines += ["Parameters:", "", "```json", json.dumps(profile, indent=2, sort_keys=True), "```", ""]
     return lines
+
+
+def _loadavg(load: Any) -> str:
+    if not isinstance(load, Mapping) or not load:
+        return "-"
+    return " / ".join(_num(load.get(key)) for key in ("1m", "5m", "15m"))
 
 
 def render_markdown(report: Mapping[str, Any]) -> str:
@@ -739,6 +960,8 @@ def render_markdown(report: Mapping[str, Any]) -> str:
     lines += ["## sysbench oltp_read_write: standalone and cluster side by side", ""] + _oltp_section(model, charts)
     lines += ["## HTTP load through the patterns, and direct to the database", ""] + _http_section(model, charts)
     lines += _goals_section(model)
+    lines += _ratios_section(report)
+    lines += _cpu_section(model)
     lines += _reference_section(model, environment)
     lines += _isolation_section(environment)
     lines += _environment_section(environment)
@@ -894,6 +1117,8 @@ def assemble(
         "problems": check_results(results, plan, model),
         "model": model,
         "chain_goals": chain_goals(model),
+        "ratios": throughput_ratios(model),
+        "cpu_per_request": cpu_per_request_table(model),
         "reference_comparison": reference_comparison(model),
         "raw": list(results),
     }

@@ -69,7 +69,7 @@ def http(route: str, workload: str) -> dict[str, Any]:
             "runs": runs,
         }
     fixture = "pk_reads.txt" if workload == "pk" else "read_write_mix.txt"
-    runs = [dict(wrk(fixture), clients=clients) for clients in LEVELS]
+    runs = [dict(wrk(fixture), clients=clients, cpu=cpu_samples()) for clients in LEVELS]
     return {
         "kind": "http",
         "route": route,
@@ -78,7 +78,34 @@ def http(route: str, workload: str) -> dict[str, Any]:
         "target": f"http://10.0.5.2:3000/{route}",
         "workload": workload,
         "parameters": {},
+        "cpu_tiers": [{"name": name, "hosts": [host], "units": [unit]} for name, host, unit, _ in TIERS],
         "runs": runs,
+    }
+
+
+# Each tier's host and unit, and the CPU seconds it used during every level in these fixtures.
+TIERS = [
+    ("gatekeeper", "gatekeeper1", "sqlgate-gatekeeper.service", 12.1),
+    ("trusted_host", "trusted", "sqlgate-trusted.service", 12.0),
+    ("sql_proxy", "proxy", "sqlgate-proxy.service", 14.0),
+]
+
+
+def cpu_samples(pids_after: list[int] | None = None) -> dict[str, list[dict[str, Any]]]:
+    """What the role keeps of the service_cpu samples around one level."""
+
+    def sample(tier: str, host: str, unit: str, seconds: float, pids: list[int]) -> dict[str, Any]:
+        return {
+            "tier": tier,
+            "host": host,
+            "units": {unit: {"cpu_seconds": seconds, "cpu_ticks": round(seconds * 100), "pids": pids}},
+            "clock_ticks": 100,
+            "sampled_at": 1796306615.1,
+        }
+
+    return {
+        "before": [sample(tier, host, unit, 100.0, [7]) for tier, host, unit, _ in TIERS],
+        "after": [sample(tier, host, unit, 100.0 + used, pids_after or [7]) for tier, host, unit, used in TIERS],
     }
 
 
@@ -114,7 +141,21 @@ ENVIRONMENT = {
         "standalone": {"version": "10.11.19-MariaDB-0+deb12u1", "transaction_isolation": "REPEATABLE-READ"},
         "cluster": {"version": "10.11.19-MariaDB-0+deb12u1", "tx_isolation": "REPEATABLE-READ", "wsrep_sync_wait": "1"},
     },
-    "controller": {"vcpus": 2, "memtotal_mb": 24105, "loadavg": {"1m": 9.1, "5m": 8.46, "15m": 7.0}},
+    "controller": {
+        "vcpus": 2,
+        "nproc": 2,
+        "memtotal_mb": 24105,
+        "loadavg_before": {"1m": 9.1, "5m": 8.46, "15m": 7.0},
+        "loadavg_after": {"1m": 3.25, "5m": 5.5, "15m": 6.0},
+    },
+    "bench_host": {
+        "name": "bench1",
+        "vcpus": 2,
+        "nproc": 2,
+        "memtotal_mb": 24105,
+        "loadavg_before": {"1m": 9.0, "5m": 8.4, "15m": 7.0},
+        "loadavg_after": {"1m": 3.2, "5m": 5.4, "15m": 6.0},
+    },
     "nodes": [
         {
             "name": "standalone",
@@ -313,6 +354,68 @@ def test_chain_goals_compare_direct_with_the_database(results: list[dict[str, An
     assert goals[2]["met"] is True and goals[2]["measured"].startswith("+0%")
 
 
+def test_cpu_per_request_of_each_tier_for_every_level(results: list[dict[str, Any]]) -> None:
+    built = assembled(results)
+    run = built["model"]["http"][0]["runs"][0]
+    assert run["requests"] == 31833
+    assert run["cpu"]["gatekeeper"]["cpu_seconds"] == 12.1
+    assert run["cpu"]["gatekeeper"]["cpu_ms_per_request"] == round(12.1 * 1000 / 31833, 4)
+    assert run["cpu"]["sql_proxy"]["cpu_ms_per_request"] == round(14.0 * 1000 / 31833, 4)
+    # The database route goes through no tier.
+    assert all("cpu" not in run for run in built["model"]["http"][3]["runs"])
+    rows = built["cpu_per_request"]
+    assert len(rows) == 2 * 3 * len(LEVELS) * len(TIERS)
+    assert rows[0] == {
+        "workload": "pk",
+        "route": "direct",
+        "clients": 1,
+        "tier": "gatekeeper",
+        "cpu_seconds": 12.1,
+        "requests": 31833,
+        "cpu_ms_per_request": 0.3801,
+        "resolution_ms_per_request": round(10 / 31833, 4),
+        "error": None,
+    }
+    text = report.render_markdown(dict(built, charts=[]))
+    header = "| workload | route | clients | requests | gatekeeper ms | trusted_host ms | sql_proxy ms | chain ms |"
+    assert header in text
+    assert "| primary-key reads | /direct | 1 | 31,833 | 0.380 | 0.377 | 0.440 | 1.197 |" in text
+    assert "exact to within about 0.000 ms per request" in text
+
+
+def test_a_level_without_its_cpu_samples_or_with_a_restart_is_a_problem(results: list[dict[str, Any]]) -> None:
+    level = results[3]["runs"][1]["cpu"]
+    level["after"] = [sample for sample in level["after"] if sample["tier"] != "sql_proxy"]
+    results[4]["runs"][0]["cpu"] = cpu_samples(pids_after=[7, 9])
+    problems = assembled(results)["problems"]
+    assert problems[0] == (
+        "/direct (pk) at 4 clients: no CPU per request for sql_proxy: no sample after the level from proxy"
+    )
+    assert problems[1].startswith("/random (pk) at 1 clients: a process of gatekeeper started or exited")
+    assert len(problems) == 1 + len(TIERS)
+
+
+def test_throughput_ratios_of_the_chain_and_of_customized(results: list[dict[str, Any]]) -> None:
+    results[5]["runs"][2]["requests_per_sec"] = 3123.5  # /customized, pk, 16 clients
+    ratios = assembled(results)["ratios"]
+    chain = ratios["chain_to_database"]
+    assert len(chain) == 2 * 3 * len(LEVELS)
+    assert chain[0] == {
+        "workload": "pk",
+        "route": "direct",
+        "clients": 1,
+        "requests_per_sec": 6246.99,
+        "database_requests_per_sec": 684.82,
+        "ratio": round(6246.99 / 684.82, 4),
+    }
+    custom = [row for row in ratios["customized_to_random"] if row["workload"] == "pk"]
+    assert [row["clients"] for row in custom] == LEVELS
+    assert custom[2]["ratio"] == 0.5 and custom[0]["ratio"] == 1.0
+    text = report.render_markdown(dict(assembled(results), charts=[]))
+    assert "| primary-key reads | /direct | 1 | 6,247.0 | 684.8 | 912.2% |" in text
+    assert "| primary-key reads | 16 | 3,123.5 | 6,247.0 | 50.0% |" in text
+
+
 def test_the_reference_comparison_shows_what_its_figures_imply(results: list[dict[str, Any]]) -> None:
     comparison = assembled(results)["reference_comparison"]
     assert comparison["reference_cluster_to_standalone"] == 0.957
@@ -343,7 +446,9 @@ def test_the_markdown_puts_standalone_and_cluster_side_by_side(results: list[dic
     for isolation in ("REPEATABLE READ", "first committer wins", "READ COMMITTED only", "wsrep_sync_wait is 1"):
         assert isolation in text
     assert "2 CPU(s)" in text
-    assert "| controller | 2 vCPU, 24,105 MB, load average 8.46 (5 min) at the start |" in text
+    controller = "| controller (runs every container of the local lab) | 2 | 2 | 24,105 |"
+    assert f"{controller} 9.10 / 8.46 / 7.00 | 3.25 / 5.50 / 6.00 |" in text
+    assert "| bench host bench1 | 2 | 2 | 24,105 | 9.00 / 8.40 / 7.00 | 3.20 / 5.40 / 6.00 |" in text
     for chart in CHARTS:
         assert f"]({chart})" in text
     assert "all checks passed" in text
