@@ -22,9 +22,10 @@ from aiohttp import web
 from .auth import ApiKey, find_key_name, parse_api_keys, presented_key
 from .config import ConfigError, GatekeeperConfig, RateLimit
 from .errors import ApiError
-from .ratelimit import TokenBucket, retry_after_seconds
+from .ratelimit import retry_after_seconds
 from .request import RequestLimits, parse_query_request
 from .routing import ROUTES
+from .shared import SharedLimits
 from .upstream import Relayed, Upstream
 from .web import (
     KEY_HEADER,
@@ -84,9 +85,12 @@ def openapi_document(limits: RequestLimits) -> bytes:
 
 
 class Gatekeeper:
-    def __init__(self, config: GatekeeperConfig, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, config: GatekeeperConfig, clock: Callable[[], float] = time.monotonic,
+                 limits: SharedLimits | None = None) -> None:
         self.config = config
         self.clock = clock
+        # Shared with the other worker processes when there are several (see sqlgate.shared).
+        self.shared = limits if limits is not None else SharedLimits()
         self.keys = load_api_keys(config)
         server = config.server
         self.limits = RequestLimits(server.max_query_length, server.max_params)
@@ -109,11 +113,8 @@ class Gatekeeper:
             'sqlgate_api_key_reloads_total', 'Rereadings of the API keys file, by outcome (ok, failed).', ('outcome',)
         )
         registry.gauge('sqlgate_api_keys', 'API keys in use.', callback=lambda: [((), float(len(self.keys)))])
-        self.in_flight = 0
-        self.key_in_flight: dict[str, int] = {}
-        registry.gauge('sqlgate_in_flight_requests', 'Requests being forwarded right now.',
-                       callback=lambda: [((), float(self.in_flight))])
-        self.buckets: dict[str, TokenBucket] = {}
+        registry.gauge('sqlgate_in_flight_requests', 'Requests being forwarded right now (all workers).',
+                       callback=lambda: [((), float(self.shared.in_flight()))])
         self.upstream = Upstream(config.upstream, 'trusted host', registry)
         self.openapi = openapi_document(self.limits)
         self.service.reload = self.reload_keys
@@ -133,8 +134,7 @@ class Gatekeeper:
             return False
         revoked = set(self.keys) - set(keys)
         for name in revoked:
-            self.buckets.pop(name, None)
-            self.key_in_flight.pop(name, None)
+            self.shared.forget(name)
         self.keys = keys
         self.key_reloads.inc('ok')
         logger.info('API keys reloaded: %d keys, %d revoked', len(keys), len(revoked))
@@ -159,35 +159,22 @@ class Gatekeeper:
 
     def acquire(self, name: str) -> None:
         """Count one forwarded request of key ``name``, or refuse it (429 for the key, 503 for all)."""
-        count = self.key_in_flight.get(name, 0)
-        if count >= self.limit_for(name).max_in_flight:
+        full = self.shared.acquire(name, self.limit_for(name).max_in_flight, self.config.max_in_flight)
+        if full == 'key':
             self.concurrency_limited.inc(name)
             raise ApiError(429, 'too_many_concurrent',
                            'this API key has too many requests in progress; wait for one to finish',
                            headers={'Retry-After': '1'})
-        if self.in_flight >= self.config.max_in_flight:
+        if full == 'total':
             raise ApiError(503, 'overloaded', 'the gatekeeper is at its concurrency limit; retry shortly',
                            headers={'Retry-After': '1'})
-        self.in_flight += 1
-        self.key_in_flight[name] = count + 1
 
     def release(self, name: str) -> None:
-        self.in_flight -= 1
-        count = self.key_in_flight.get(name)
-        if count is None:
-            return  # the key was revoked meanwhile: its state is gone
-        if count <= 1:
-            del self.key_in_flight[name]
-        else:
-            self.key_in_flight[name] = count - 1
+        self.shared.release(name)
 
     def check_rate(self, name: str) -> None:
-        now = self.clock()
-        bucket = self.buckets.get(name)
-        if bucket is None:
-            limit = self.limit_for(name)
-            bucket = self.buckets[name] = TokenBucket.full(limit.rate, limit.burst, now)
-        wait = bucket.take(now)
+        limit = self.limit_for(name)
+        wait = self.shared.take(name, limit.rate, limit.burst, self.clock())
         if wait > 0:
             self.rate_limited.inc(name)
             seconds = retry_after_seconds(wait)
@@ -252,8 +239,9 @@ class Gatekeeper:
 GATEKEEPER = web.AppKey('sqlgate_gatekeeper', Gatekeeper)
 
 
-def create_gatekeeper_app(config: GatekeeperConfig, clock: Callable[[], float] = time.monotonic) -> web.Application:
-    gatekeeper = Gatekeeper(config, clock)
+def create_gatekeeper_app(config: GatekeeperConfig, clock: Callable[[], float] = time.monotonic,
+                          limits: SharedLimits | None = None) -> web.Application:
+    gatekeeper = Gatekeeper(config, clock, limits)
     app = create_app(gatekeeper.service, gatekeeper.handle_query, [web.get('/openapi.json', gatekeeper.handle_openapi)])
     app[GATEKEEPER] = gatekeeper
     app.on_startup.append(gatekeeper.on_startup)
