@@ -185,3 +185,76 @@ def test_a_bad_config_exits_2_naming_the_key(tmp_path):
                             capture_output=True, text=True, env=env, timeout=30)
     assert result.returncode == 2
     assert 'configuration error' in result.stderr and "'allowed_clients'" in result.stderr
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for entry in Path('/proc').iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / 'stat').read_text().rsplit(')', 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == pid:
+                found.add(int(entry.name))
+    return found
+
+
+async def wait_children(pid: int, count: int, exclude: set[int] = frozenset()) -> set[int]:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        children = children_of(pid) - exclude
+        if len(children) == count:
+            return children
+        await asyncio.sleep(0.1)
+    raise AssertionError(f'{pid} has children {children_of(pid)}, expected {count} new ones')
+
+
+@pytest.mark.asyncio(loop_scope='session')
+async def test_workers_share_the_port_the_limits_and_the_metrics_and_a_killed_worker_comes_back(tmp_path, database):
+    services = Services(tmp_path, database)
+    for service in services.configs.values():
+        service['workers'] = 2
+    # The link from the trusted host to the proxy; a burst of 40 and (almost) no refill for the key.
+    services.configs['trusted']['upstream'] = {'url': f'sqlgate://127.0.0.1:{services.ports["proxy"]}',
+                                               'secret_file': str(tmp_path / 'proxy_secret')}
+    services.configs['gatekeeper']['rate_limit'] = {'rate': 0.001, 'burst': 40}
+    services.start()
+    try:
+        gatekeeper = services.processes['gatekeeper'].pid
+        async with services.client() as session:
+            await wait_ready(session, services)
+            for service in ('gatekeeper', 'trusted', 'proxy'):
+                assert len(await wait_children(services.processes[service].pid, 2)) == 2, service
+            headers = {'Authorization': f'Bearer {API_KEY}', 'Connection': 'close'}
+            statuses = []
+            for number in range(60):  # a new connection each: the kernel spreads them over the workers
+                async with session.post(services.url('gatekeeper', '/random'), headers=headers,
+                                        json={'query': 'SELECT %s AS n', 'params': [number]}) as response:
+                    statuses.append(response.status)
+            assert statuses.count(200) == 40 and statuses.count(429) == 20, statuses
+            async with session.get(services.url('gatekeeper', '/metrics')) as response:
+                metrics = await response.text()
+            served = {}
+            for line in metrics.splitlines():
+                if line.startswith('sqlgate_http_requests_total{') and 'path="/random"' in line:
+                    worker = line.split('worker="', 1)[1].split('"', 1)[0]
+                    served[worker] = served.get(worker, 0) + float(line.rsplit(' ', 1)[1])
+            assert set(served) == {'0', '1'} and all(count > 0 for count in served.values()), served
+            assert sum(served.values()) == 60, served
+            assert metrics.count('# TYPE sqlgate_http_requests_total ') == 1
+
+            before = children_of(gatekeeper)
+            victim = min(before)
+            os.kill(victim, signal.SIGKILL)
+            replaced = await wait_children(gatekeeper, 1, exclude=before)
+            assert victim not in children_of(gatekeeper) and len(children_of(gatekeeper)) == 2, replaced
+            async with session.get(services.url('gatekeeper', '/healthz')) as response:
+                assert response.status == 200
+    finally:
+        results = {service: services.stop(service) for service in ('gatekeeper', 'trusted', 'proxy')}
+        services.kill_all()
+    for service, (code, lines, err) in results.items():
+        assert code == 0, (service, err)
+        assert any('2 workers started' in line.get('message', '') for line in lines), service
+    assert any('ended with status' in line.get('message', '') for line in results['gatekeeper'][1])

@@ -156,6 +156,7 @@ class ServerConfig:
     ssl_context: ssl.SSLContext | None = field(default=None, repr=False)  # HTTPS when set
     body_timeout: float = 5.0  # seconds to receive a request body, then 408 body_timeout
     reuse_port: bool = False  # bind with SO_REUSEPORT, so several processes can share the port
+    workers: int | str = 1  # worker processes on the port ('auto': one per CPU); more than 1 implies reuse_port
 
 
 @dataclass(frozen=True)
@@ -318,7 +319,16 @@ def _server(root: _Section, service: str) -> ServerConfig:
         ssl_context=_server_tls(root),
         body_timeout=root.number('body_timeout', 5.0),
         reuse_port=root.boolean('reuse_port', False),
+        workers=_workers(root),
     )
+
+
+def _workers(root: _Section) -> int | str:
+    value = root.raw('workers', 1)
+    if value == 'auto' or (isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 256):
+        return value  # type: ignore[return-value]
+    raise ConfigError(f"config key {root.key('workers')!r}: expected 'auto' (one per CPU) or an integer between "
+                      f"1 and 256, got {value!r}")
 
 
 def _upstream(root: _Section, timeout: float) -> UpstreamConfig:

@@ -13,7 +13,8 @@ Wire format, every integer big-endian::
     frame      length u32 (of what follows the header) | type u8 | stream u32 | payload
     HELLO      server -> client: 32-byte nonce
     AUTH       client -> server: 32-byte nonce | HMAC-SHA256(secret, 'client' | server nonce | client nonce)
-    WELCOME    server -> client: HMAC-SHA256(secret, 'server' | client nonce | server nonce)
+    WELCOME    server -> client: HMAC-SHA256(secret, 'server' | client nonce | server nonce) | worker u16 |
+               workers u16 (which of the server's worker processes took the connection, and how many there are)
     REFUSE     server -> client: JSON {"code", "message"}, then the server closes
     REQUEST    client -> server: meta length u16 | JSON meta | body
     RESPONSE   server -> client: meta length u16 | JSON meta | body
@@ -24,6 +25,10 @@ the wire. The server also checks the peer's address against its allowed clients 
 Every resource is bounded: the handshake's time, a frame's size (a larger request closes the
 connection; a larger answer is skipped and that request alone fails), the requests in flight on one
 connection, and each request's time on the client.
+
+A server with several worker processes on one port says in WELCOME which one answered: the client opens
+links until it holds one to every worker (the kernel spreads connections by a hash, not evenly) and
+takes the workers in turn.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ PREFACE = b'\0SQLGATE-LINK/1\n'
 HELLO, AUTH, WELCOME, REFUSE, REQUEST, RESPONSE, GOAWAY = range(1, 8)
 _HEADER = struct.Struct('!IBI')
 _META = struct.Struct('!H')
+_WORKER = struct.Struct('!HH')
 NONCE_BYTES = 32
 MAX_META_BYTES = 4096
 _CLIENT_PROOF = b'sqlgate-link/1 client'
@@ -152,6 +158,8 @@ class LinkServerSettings:
     max_request_bytes: int
     max_streams: int = 1024
     handshake_timeout: float = 5.0
+    worker: int = 0  # this process among the server's workers
+    workers: int = 1
 
 
 class LinkServerProtocol(asyncio.Protocol):
@@ -234,7 +242,9 @@ class LinkServerProtocol(asyncio.Protocol):
         if self.timer is not None:
             self.timer.cancel()
         assert self.transport is not None
-        self.transport.write(frame(WELCOME, 0, proof(self.settings.secret, _SERVER_PROOF, client_nonce, self.nonce)))
+        settings = self.settings
+        self.transport.write(frame(WELCOME, 0, proof(settings.secret, _SERVER_PROOF, client_nonce, self.nonce)
+                                   + _WORKER.pack(settings.worker, settings.workers)))
 
     def _request(self, stream: int, payload: bytes) -> None:
         try:
@@ -296,6 +306,8 @@ class _ClientConnection(asyncio.Protocol):
         self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
         self.next_stream = 1
         self.draining = False  # GOAWAY received: no new requests here
+        self.worker = 0  # which of the server's workers holds this link, of how many
+        self.workers = 1
 
     @property
     def usable(self) -> bool:
@@ -327,7 +339,9 @@ class _ClientConnection(asyncio.Protocol):
                                                                        self.nonce)))
             elif kind == WELCOME and not self.ready.done():
                 expected = proof(self.client.secret, _SERVER_PROOF, self.nonce, getattr(self, 'server_nonce', b''))
-                if hmac.compare_digest(payload, expected):
+                if len(payload) == len(expected) + _WORKER.size and hmac.compare_digest(payload[:len(expected)],
+                                                                                        expected):
+                    self.worker, self.workers = _WORKER.unpack_from(payload, len(expected))
                     self.ready.set_result(None)
                 else:
                     self._fail(LinkError('upstream_refused', 'the server does not hold the tier secret'))
@@ -417,14 +431,21 @@ class LinkClient:
 
     async def _link(self) -> _ClientConnection:
         usable = [link for link in self.links if link.usable]
-        if len(usable) >= self.size or (usable and self.opening is not None):
-            self.turn = (self.turn + 1) % len(usable)
-            return usable[self.turn]
+        if usable:
+            workers = max(link.workers for link in usable)
+            reached = {link.worker for link in usable}
+            # More links while some worker has none (up to 8 a worker: the kernel places them by a hash).
+            wanted = len(usable) < self.size or (len(reached) < workers and len(usable) < 8 * workers)
+            if wanted and self.opening is None:
+                self.opening = asyncio.ensure_future(self._open())
+                self.opening.add_done_callback(self._opened)
+            self.turn += 1
+            worker = sorted(reached)[self.turn % len(reached)]
+            choices = [link for link in usable if link.worker == worker]
+            return choices[(self.turn // len(reached)) % len(choices)]
         if self.opening is None:
             self.opening = asyncio.ensure_future(self._open())
             self.opening.add_done_callback(self._opened)
-        if usable:
-            return usable[0]
         return await asyncio.shield(self.opening)
 
     def _opened(self, future: asyncio.Future[_ClientConnection]) -> None:

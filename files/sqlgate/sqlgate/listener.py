@@ -133,7 +133,8 @@ class Listener:
         if guard is not None:
             self.link = LinkServerSettings(
                 secret=guard.secret, allowed=guard.address_allowed, handler=link_handler(self.app),
-                max_request_bytes=self.app[SERVICE].server.max_body_bytes, max_streams=self.max_streams)
+                max_request_bytes=self.app[SERVICE].server.max_body_bytes, max_streams=self.max_streams,
+                worker=self.app[SERVICE].worker, workers=self.app[SERVICE].workers)
         loop = asyncio.get_running_loop()
         self.server = await loop.create_server(
             lambda: _Sniffer(self), self.host, self.port, ssl=self.ssl, reuse_port=self.reuse_port or None,

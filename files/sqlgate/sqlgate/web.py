@@ -222,6 +222,10 @@ class Service:
     routes: tuple[str, ...] = ()
     # Called on SIGHUP (the gatekeeper rereads its API keys); None: SIGHUP only logs.
     reload: Reload | None = None
+    # With several worker processes: every worker's metrics for /metrics (see sqlgate.workers).
+    gather: Callable[[], Awaitable[str]] | None = None
+    worker: int = 0  # this process among the service's worker processes
+    workers: int = 1
     logger: logging.Logger = field(init=False)
     access_logger: logging.Logger = field(init=False)
 
@@ -364,7 +368,8 @@ async def _metrics(request: web.Request) -> web.Response:
     service = request.app[SERVICE]
     if not service.monitoring_client(request):
         raise ApiError(403, 'client_not_allowed', 'metrics are only served to the configured clients')
-    return web.Response(body=service.registry.render().encode('utf-8'), headers={'Content-Type': METRICS_CONTENT_TYPE})
+    text = service.registry.render() if service.gather is None else await service.gather()
+    return web.Response(body=text.encode('utf-8'), headers={'Content-Type': METRICS_CONTENT_TYPE})
 
 
 # Services of this process that listen for SIGHUP (one in production, several in tests).

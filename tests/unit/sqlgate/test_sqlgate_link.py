@@ -18,7 +18,7 @@ from sqlgate.auth import TierGuard
 from sqlgate.config import TierAuthConfig, _Section, _server
 from sqlgate.link import PREFACE, AnswerTooLarge, LinkClient, LinkError
 from sqlgate.listener import Listener
-from sqlgate.web import LOG_FIELDS, REQUEST_ID, TIER_GUARD, Service, create_app, json_response, read_body
+from sqlgate.web import LOG_FIELDS, REQUEST_ID, SERVICE, TIER_GUARD, Service, create_app, json_response, read_body
 
 SECRET = b'tier-secret-' + b's' * 24
 
@@ -32,6 +32,8 @@ async def handler(request: web.Request) -> web.Response:
         await asyncio.sleep(float(query.split()[1]))
     if query.startswith('big '):
         return web.Response(body=b'"' + b'x' * int(query.split()[1]) + b'"', content_type='application/json')
+    if query == 'worker':
+        return json_response({'worker': request.app[SERVICE].worker})
     return json_response({'query': query, 'request_id': request[REQUEST_ID], 'path': request.path},
                          headers={'X-Sqlgate-Node': 'n1', 'X-Other': 'dropped'})
 
@@ -47,11 +49,14 @@ class Served:
         return client
 
 
-async def serve(allowed: str = '127.0.0.1/32', **listener_kwargs: Any) -> Listener:
+async def serve(allowed: str = '127.0.0.1/32', port: int = 0, worker: tuple[int, int] = (0, 1),
+                **listener_kwargs: Any) -> Listener:
     server = _server(_Section({'host': '127.0.0.1', 'max_body_bytes': 4096}, ''), 'proxy')
-    app = create_app(Service('proxy', server, routes=('/direct', '/random')), handler)
+    service = Service('proxy', server, routes=('/direct', '/random'))
+    service.worker, service.workers = worker
+    app = create_app(service, handler)
     app[TIER_GUARD] = TierGuard(TierAuthConfig((ipaddress.ip_network(allowed),), SECRET))
-    listener = Listener(app, '127.0.0.1', 0, **listener_kwargs)
+    listener = Listener(app, '127.0.0.1', port, **listener_kwargs)
     await listener.start()
     return listener
 
@@ -225,3 +230,22 @@ async def test_stopping_lets_requests_in_flight_finish_and_says_goaway() -> None
             await client.request(*request('after stop'), timeout=2)
     finally:
         await client.close()
+
+
+@pytest.mark.asyncio
+async def test_the_client_reaches_every_worker_on_a_shared_port_and_takes_them_in_turn() -> None:
+    first = await serve(worker=(0, 2), reuse_port=True)
+    second = await serve(port=first.port, worker=(1, 2), reuse_port=True)
+    client = LinkClient('127.0.0.1', first.port, SECRET, connections=1)
+    try:
+        workers = []
+        for _ in range(40):
+            _, body = await client.request(*request('worker'), timeout=2)
+            workers.append(json.loads(body)['worker'])
+        assert {link.worker for link in client.links} == {0, 1}
+        assert len(client.links) <= 16
+        assert workers[-10:].count(0) == workers[-10:].count(1) == 5, workers  # in turn, once both are reached
+    finally:
+        await client.close()
+        await second.stop()
+        await first.stop()
