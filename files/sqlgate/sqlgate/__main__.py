@@ -75,6 +75,7 @@ def serve(app: web.Application, config: ServiceConfig) -> int:
     from .web import run, setup_logging
 
     handler = setup_logging(app[SERVICE].name, config.server.log_level)
+    app[SERVICE].access_sink = handler.write_line
     try:
         run(app, config.server)
     finally:
