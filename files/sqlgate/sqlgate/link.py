@@ -98,6 +98,25 @@ def split_message(payload: bytes) -> tuple[dict[str, Any], bytes]:
     return meta, payload[_META.size + length:]
 
 
+class _Writer:
+    """Frames written in one turn of the event loop leave in one system call (many requests in flight
+    share the cost of a write); a lone frame waits for nothing but the end of the current turn."""
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self.transport = transport
+        self.pending: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self.pending:
+            asyncio.get_running_loop().call_soon(self.flush)
+        self.pending.append(data)
+
+    def flush(self) -> None:
+        pending, self.pending = self.pending, []
+        if pending and not self.transport.is_closing():
+            self.transport.write(b''.join(pending))
+
+
 class _Framer:
     """Splits a byte stream into frames; a frame over ``limit`` bytes is skipped and reported."""
 
@@ -177,6 +196,7 @@ class LinkServerProtocol(asyncio.Protocol):
         self.tasks: set[asyncio.Task[None]] = set()
         self.closing = False
         self.timer: asyncio.TimerHandle | None = None
+        self.writer: _Writer | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]
@@ -274,13 +294,22 @@ class LinkServerProtocol(asyncio.Protocol):
 
     def _send(self, stream: int, reply: LinkReply) -> None:
         if self.transport is not None and not self.transport.is_closing():
-            self.transport.write(message(RESPONSE, stream, {'status': reply.status, 'headers': reply.headers},
-                                         reply.body))
+            if self.writer is None:
+                self.writer = _Writer(self.transport)
+            self.writer.write(message(RESPONSE, stream, {'status': reply.status, 'headers': reply.headers},
+                                      reply.body))
 
     def _abort(self) -> None:
         self.closing = True
         if self.transport is not None:
             self.transport.abort()
+
+    def close(self) -> None:
+        """Send what is written, then close."""
+        if self.writer is not None:
+            self.writer.flush()
+        if self.transport is not None:
+            self.transport.close()
 
     def goaway(self) -> None:
         """No new requests; those in flight still get their answers."""
@@ -308,6 +337,7 @@ class _ClientConnection(asyncio.Protocol):
         self.draining = False  # GOAWAY received: no new requests here
         self.worker = 0  # which of the server's workers holds this link, of how many
         self.workers = 1
+        self.writer: _Writer | None = None
 
     @property
     def usable(self) -> bool:
@@ -376,8 +406,10 @@ class _ClientConnection(asyncio.Protocol):
         self.next_stream = stream + 1 if stream < 0xFFFFFFFF else 1
         future: asyncio.Future[tuple[dict[str, Any], bytes]] = asyncio.get_running_loop().create_future()
         self.pending[stream] = future
-        assert self.transport is not None
-        self.transport.write(message(REQUEST, stream, meta, body))
+        if self.writer is None:
+            assert self.transport is not None
+            self.writer = _Writer(self.transport)
+        self.writer.write(message(REQUEST, stream, meta, body))
         return future
 
     def forget_stream(self, future: asyncio.Future[Any]) -> None:

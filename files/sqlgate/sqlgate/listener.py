@@ -156,6 +156,5 @@ class Listener:
         while any(link.tasks for link in self.links) and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
         for link in list(self.links):
-            if link.transport is not None:
-                link.transport.close()
+            link.close()
         await self.runner.cleanup()

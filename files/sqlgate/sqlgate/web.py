@@ -442,6 +442,8 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
     """
     if request.content_length is not None and request.content_length > limit:
         raise ApiError(413, 'payload_too_large', f'the request body is larger than {limit} bytes')
+    if getattr(request, 'tier_authenticated', False):
+        return await request.read()  # it came whole over the link: nothing to wait for
     if timeout is None:
         service = request.app.get(SERVICE)
         timeout = service.server.body_timeout if service is not None else None
