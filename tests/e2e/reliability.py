@@ -399,14 +399,18 @@ def fetch_inside(node: Node, service: str, path: str) -> tuple[int, str]:
     return answer["status"], answer["body"]
 
 
+_WORKER_LABEL = re.compile(r'worker="[^"]*",?')
+
+
 def parse_metrics(text: str) -> dict[str, float]:
-    """Prometheus text: 'name{labels}' -> value."""
-    values = {}
+    """Prometheus text: 'name{labels}' -> value, summed over the service's workers (the worker label dropped)."""
+    values: dict[str, float] = {}
     for line in text.splitlines():
         if line and not line.startswith("#"):
             name, _, value = line.rpartition(" ")
+            name = _WORKER_LABEL.sub("", name).replace(",}", "}").replace("{}", "")
             try:
-                values[name] = float(value)
+                values[name] = values.get(name, 0.0) + float(value)
             except ValueError:
                 continue
     return values
