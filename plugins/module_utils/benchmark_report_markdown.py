@@ -378,7 +378,13 @@ def _environment_section(environment: Mapping[str, Any]) -> list[str]:
         lines += [
             "vCPUs are the processors the kernel shows (ansible_processor_vcpus), nproc those this process may run on "
             "(ansible_processor_nproc). The load average before is read right before the first phase, after it "
-            "right after the last: a load above the number of cores before the run means other work shared them.",
+            "right after the last: a load above the number of cores before the run means other work shared them."
+            + (
+                " In the local lab the bench host is a container on the controller's kernel, so both show the same "
+                "cores and load."
+                if environment.get("target") == "docker"
+                else ""
+            ),
             "",
         ]
     nodes = environment.get("nodes") or []

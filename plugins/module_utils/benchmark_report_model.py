@@ -332,7 +332,7 @@ def check_results(
                 f"{writes['high']:.2f} around the {writes['expected']:g} of {writes['reason']} "
                 f"({WRITES_TOLERANCE:.0%}, plus the writes of retried transactions): its UPDATEs and DELETEs missed "
                 "rows, so it did not do the work the other targets did. Tables prepared with AUTO_INCREMENT on "
-                "Galera, or of another table_size? Prepare with auto_inc: false and the run's table_size."
+                "Galera, or of another table_size? Prepare with auto_inc: false and the run's table_size"
             )
         latency = target["latency_ms"]
         ordered = [latency[key] for key in ("min", "p50", "p95", "p99", "max") if latency.get(key) is not None]
