@@ -44,6 +44,8 @@ class SharedLimits:
         self.header_size = _COUNT.size * workers
         self.memory = mmap.mmap(-1, self.header_size + self.entry_size * slots)
         self.lock = multiprocessing.get_context('fork').Lock()
+        # This process's memo of name -> (digest, slot): checked against the table under the lock before use.
+        self.known_slots: dict[str, tuple[int, int]] = {}
 
     # -- the table -------------------------------------------------------------------------------
     def _offset(self, index: int) -> int:
@@ -51,6 +53,17 @@ class SharedLimits:
 
     def _find(self, name: str, insert: bool) -> int | None:
         """The slot of ``name`` (made when ``insert``); the caller holds the lock."""
+        memo = self.known_slots.get(name)
+        if memo is not None and _ENTRY.unpack_from(self.memory, self._offset(memo[1]))[0] == memo[0]:
+            return memo[1]
+        index = self._probe(name, insert)
+        if index is not None:
+            if len(self.known_slots) >= self.slots:
+                self.known_slots.clear()
+            self.known_slots[name] = (_ENTRY.unpack_from(self.memory, self._offset(index))[0], index)
+        return index
+
+    def _probe(self, name: str, insert: bool) -> int | None:
         digest = _digest(name)
         start = digest % self.slots
         reusable = None

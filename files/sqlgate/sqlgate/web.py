@@ -444,6 +444,8 @@ async def read_body(request: web.Request, limit: int, timeout: float | None = No
         raise ApiError(413, 'payload_too_large', f'the request body is larger than {limit} bytes')
     if getattr(request, 'tier_authenticated', False):
         return await request.read()  # it came whole over the link: nothing to wait for
+    if request.content.is_eof():
+        return await request.read()  # all of it is here already (the usual small body): no timer needed
     if timeout is None:
         service = request.app.get(SERVICE)
         timeout = service.server.body_timeout if service is not None else None

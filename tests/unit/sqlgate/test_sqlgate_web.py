@@ -18,6 +18,7 @@ from unittest import mock
 import pytest
 import pytest_asyncio
 from aiohttp import ClientSession, web
+from aiohttp.streams import StreamReader
 from aiohttp.test_utils import TestServer, make_mocked_request
 
 from sqlgate.config import LOOPBACK, ConfigError, ServerConfig, _Section, _server, parse_config
@@ -202,7 +203,8 @@ async def test_every_service_reading_a_body_applies_its_body_timeout(running):
 
 @pytest.mark.asyncio
 async def test_read_body_takes_an_explicit_timeout():
-    request = make_mocked_request('POST', '/direct', headers={'Content-Length': '10'})
+    arriving = StreamReader(mock.Mock(_reading_paused=False), 2**16, loop=asyncio.get_running_loop())  # no byte yet
+    request = make_mocked_request('POST', '/direct', headers={'Content-Length': '10'}, payload=arriving)
     never = asyncio.get_running_loop().create_future()
     with mock.patch.object(request, 'read', new=lambda: never), pytest.raises(Exception) as caught:
         await read_body(request, 100, timeout=0.05)
