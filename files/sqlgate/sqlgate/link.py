@@ -331,6 +331,7 @@ class _ClientConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.framer = _Framer(client.max_response_bytes + MAX_META_BYTES + _META.size)
         self.nonce = secrets.token_bytes(NONCE_BYTES)
+        self.server_nonce = b''  # from HELLO
         self.ready: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.pending: dict[int, asyncio.Future[tuple[dict[str, Any], bytes]]] = {}
         self.next_stream = 1
@@ -368,7 +369,7 @@ class _ClientConnection(asyncio.Protocol):
                 self.transport.write(frame(AUTH, 0, self.nonce + proof(self.client.secret, _CLIENT_PROOF, payload,
                                                                        self.nonce)))
             elif kind == WELCOME and not self.ready.done():
-                expected = proof(self.client.secret, _SERVER_PROOF, self.nonce, getattr(self, 'server_nonce', b''))
+                expected = proof(self.client.secret, _SERVER_PROOF, self.nonce, self.server_nonce)
                 if len(payload) == len(expected) + _WORKER.size and hmac.compare_digest(payload[:len(expected)],
                                                                                         expected):
                     self.worker, self.workers = _WORKER.unpack_from(payload, len(expected))

@@ -10,7 +10,6 @@ they use. The listener binds with ``SO_REUSEPORT`` when asked, so several proces
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from typing import Any
 
@@ -32,7 +31,6 @@ from .web import (
 
 _REPLY_HEADERS = (NODE_HEADER, KIND_HEADER, 'Retry-After', REQUEST_ID_HEADER)
 SNIFF_TIMEOUT = 10.0  # seconds a new connection may stay silent
-logger = logging.getLogger('sqlgate.listener')
 
 
 class LinkedRequest(dict):  # type: ignore[type-arg]
