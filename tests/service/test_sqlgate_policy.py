@@ -9,35 +9,45 @@ refused by the server itself.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 
 import pytest
 
 from sqlgate.config import Credentials, DatabaseConfig, NodeConfig
-from sqlgate.db import Limits, StatementFailure, connect, execute_read, execute_write, reset
+from sqlgate.db import Limits, StatementFailure, connect, execute_read, execute_write
+from sqlgate.wire import Connection
 from sqlgate_support import READONLY_KEY, access_lines
 
 pytestmark = pytest.mark.asyncio(loop_scope='session')
 
 
-def session(database, user: str, write: bool = False, **kwargs):
+async def session(database, user: str, write: bool = False, **kwargs):
+    """A connection as the proxy has it: logged in by PyMySQL, then run on the event loop."""
     node = NodeConfig('manager', database.host, database.port, 'manager')
     db = DatabaseConfig('sakila', 'unused', b'unused', 'utf8mb4', 2.0, 4.0, 4.0, 2.0)
     creds = Credentials(user, database.passwords[user].encode())
-    return connect(node, db, creds, write=write, **kwargs), db
+    conn = connect(node, db, creds, write=write, **kwargs)
+    return await Connection.adopt(conn, conn.max_packet), db
+
+
+async def reset(conn: Connection) -> None:
+    done = asyncio.get_running_loop().create_future()
+    conn.reset_then(done.set_result)
+    assert await done, 'the session reset failed'
 
 
 LIMITS = Limits(max_rows=10000, max_bytes=4 * 1024 * 1024, max_affected_rows=100, statement_timeout=2.0)
 
 
 async def test_the_read_user_cannot_write_even_when_a_write_is_misjudged_as_a_read(database):
-    conn, db = session(database, 'sg_default_r')
+    conn, db = await session(database, 'sg_default_r')
     try:
         for sql in ('DELETE FROM actor WHERE actor_id = 1', "UPDATE actor SET first_name = 'X' WHERE actor_id = 1",
                     "INSERT INTO actor (first_name, last_name) VALUES ('A', 'B')"):
             with pytest.raises(StatementFailure) as caught:
-                execute_read(conn, sql, (), LIMITS, db)
+                await execute_read(conn, sql, (), LIMITS, db)
             assert (caught.value.status, caught.value.code) == (403, 'database_denied')
             assert 'sg_default_r' not in caught.value.message and 'sg_default_r' in caught.value.detail
     finally:
@@ -46,27 +56,27 @@ async def test_the_read_user_cannot_write_even_when_a_write_is_misjudged_as_a_re
 
 async def test_hidden_columns_exist_for_no_scope_user(database):
     for user in ('sg_default_r', 'sg_default_w', 'sg_readonly_r'):
-        conn, db = session(database, user, write=user.endswith('_w'))
+        conn, db = await session(database, user, write=user.endswith('_w'))
         try:
             for sql in ('SELECT password FROM staff', 'SELECT * FROM staff',
                         'SELECT staff_id FROM staff WHERE picture IS NULL'):
                 with pytest.raises(StatementFailure) as caught:
-                    execute_read(conn, sql, (), LIMITS, db)
+                    await execute_read(conn, sql, (), LIMITS, db)
                 assert caught.value.code == 'database_denied', (user, sql)
-            assert execute_read(conn, 'SELECT staff_id, username FROM staff ORDER BY staff_id', (), LIMITS,
-                                db).rows == [[1, 'Mike'], [2, 'Jon']]
+            assert (await execute_read(conn, 'SELECT staff_id, username FROM staff ORDER BY staff_id', (), LIMITS,
+                                 db)).rows == [[1, 'Mike'], [2, 'Jon']]
         finally:
             conn.close()
 
 
 async def test_a_cascading_key_cannot_be_updated_by_the_write_user(database):
-    conn, db = session(database, 'sg_default_w', write=True)
+    conn, db = await session(database, 'sg_default_w', write=True)
     try:
         with pytest.raises(StatementFailure) as caught:
-            execute_write(conn, 'UPDATE language SET language_id = 9 WHERE language_id = 1', (), LIMITS, db)
+            await execute_write(conn, 'UPDATE language SET language_id = 9 WHERE language_id = 1', (), LIMITS, db)
         assert caught.value.code == 'database_denied' and 'language' in caught.value.message
-        assert execute_write(conn, "UPDATE language SET name = name WHERE language_id = 1", (), LIMITS,
-                             db).matched_rows == 1
+        assert (await execute_write(conn, "UPDATE language SET name = name WHERE language_id = 1", (), LIMITS,
+                              db)).matched_rows == 1
     finally:
         conn.close()
 
@@ -79,27 +89,28 @@ async def test_a_cascading_key_cannot_be_updated_by_the_write_user(database):
     'ON DUPLICATE KEY UPDATE title = VALUES(title)',
 ])
 async def test_the_row_cap_rolls_back_what_matched_too_many_rows(database, sql):
-    conn, db = session(database, 'sg_default_w', write=True)
+    conn, db = await session(database, 'sg_default_w', write=True)
     checksum = "CHECKSUM TABLE payment, film_text, actor"
     try:
-        before = execute_read(conn, checksum, (), LIMITS, db).rows
+        before = (await execute_read(conn, checksum, (), LIMITS, db)).rows
         with pytest.raises(StatementFailure) as caught:
-            execute_write(conn, sql, (101,), LIMITS, db)
+            await execute_write(conn, sql, (101,), LIMITS, db)
         assert (caught.value.status, caught.value.code) == (403, 'too_many_rows')
         assert '101 rows' in caught.value.message and 'at most 100' in caught.value.message
-        assert execute_read(conn, checksum, (), LIMITS, db).rows == before
+        assert (await execute_read(conn, checksum, (), LIMITS, db)).rows == before
     finally:
         conn.close()
 
 
 async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
-    conn, db = session(database, 'sg_default_w', write=True)
+    conn, db = await session(database, 'sg_default_w', write=True)
     try:
-        result = execute_write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,), LIMITS, db)
+        result = await execute_write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,),
+                                     LIMITS, db)
         assert (result.matched_rows, result.affected_rows) == (100, 0)  # CLIENT_FOUND_ROWS: matched counts, unchanged
-        up = execute_write(conn, 'UPDATE payment SET amount = amount + 1, last_update = last_update '
+        up = await execute_write(conn, 'UPDATE payment SET amount = amount + 1, last_update = last_update '
                                    'WHERE payment_id <= %s', (99,), LIMITS, db)
-        down = execute_write(conn, 'UPDATE payment SET amount = amount - 1, last_update = last_update '
+        down = await execute_write(conn, 'UPDATE payment SET amount = amount - 1, last_update = last_update '
                                      'WHERE payment_id <= %s', (99,), LIMITS, db)
         assert up.matched_rows == down.matched_rows == 99
     finally:
@@ -107,13 +118,14 @@ async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
 
 
 async def test_a_reset_session_forgets_what_the_last_request_left(database):
-    conn, db = session(database, 'sg_default_w', write=True)
+    conn, db = await session(database, 'sg_default_w', write=True)
     try:
-        execute_write(conn, "SET @left_behind = 'secret'", (), LIMITS, db)
-        assert execute_read(conn, 'SELECT @left_behind', (), LIMITS, db).rows == [['secret']]
-        reset(conn)
-        assert execute_read(conn, 'SELECT @left_behind', (), LIMITS, db).rows == [[None]]
-        mode = execute_read(conn, 'SELECT @@SESSION.sql_mode, @@SESSION.max_statement_time', (), LIMITS, db).rows[0]
+        await execute_write(conn, "SET @left_behind = 'secret'", (), LIMITS, db)
+        assert (await execute_read(conn, 'SELECT @left_behind', (), LIMITS, db)).rows == [['secret']]
+        await reset(conn)
+        assert (await execute_read(conn, 'SELECT @left_behind', (), LIMITS, db)).rows == [[None]]
+        mode = (await execute_read(conn, 'SELECT @@SESSION.sql_mode, @@SESSION.max_statement_time', (), LIMITS,
+                                   db)).rows[0]
         assert 'ANSI_QUOTES' not in mode[0] and float(mode[1]) == 2.0  # the session is set up again after the reset
     finally:
         conn.close()
@@ -121,26 +133,26 @@ async def test_a_reset_session_forgets_what_the_last_request_left(database):
 
 async def test_results_are_capped_in_bytes_while_they_stream(database):
     small = Limits(max_rows=10000, max_bytes=50_000, max_affected_rows=100, statement_timeout=2.0)
-    conn, db = session(database, 'sg_default_r', max_packet=60_000)
+    conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     with pytest.raises(StatementFailure) as caught:
-        execute_read(conn, 'SELECT * FROM payment', (), small, db)
+        await execute_read(conn, 'SELECT * FROM payment', (), small, db)
     assert caught.value.code == 'result_too_large' and not caught.value.keep_connection
-    conn, db = session(database, 'sg_default_r', max_packet=60_000)
+    conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     with pytest.raises(StatementFailure) as caught:  # one row larger than any packet the proxy reads
-        execute_read(conn, "SELECT REPEAT('x', 100000)", (), small, db)
+        await execute_read(conn, "SELECT REPEAT('x', 100000)", (), small, db)
     assert caught.value.code == 'result_too_large'
-    conn, db = session(database, 'sg_default_r', max_packet=60_000)
+    conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     try:
-        assert len(execute_read(conn, 'SELECT * FROM payment LIMIT 100', (), small, db).rows) == 100
+        assert len((await execute_read(conn, 'SELECT * FROM payment LIMIT 100', (), small, db)).rows) == 100
     finally:
         conn.close()
 
 
 async def test_a_slow_write_is_stopped_and_is_the_callers_error(database):
-    conn, db = session(database, 'sg_default_w', write=True)
+    conn, db = await session(database, 'sg_default_w', write=True)
     try:
         with pytest.raises(StatementFailure) as caught:
-            execute_write(conn, 'DELETE FROM film_text WHERE film_id = (SELECT SLEEP(3))', (), LIMITS, db)
+            await execute_write(conn, 'DELETE FROM film_text WHERE film_id = (SELECT SLEEP(3))', (), LIMITS, db)
         assert (caught.value.status, caught.value.code) == (422, 'statement_timeout')
     finally:
         conn.close()
@@ -171,7 +183,7 @@ async def test_a_fresh_pool_connection_per_scope_user(chain):
     pools = proxy.nodes['manager'].pools
     assert set(pools) == {('default', 'read'), ('default', 'write'), ('readonly', 'read')}
     connector = pools[('default', 'read')].connect
-    assert isinstance(connector, functools.partial) and connector.args[2].user == 'sg_default_r'
+    assert isinstance(connector, functools.partial) and connector.args[0].args[2].user == 'sg_default_r'
 
 
 async def test_a_statement_the_server_cannot_stop_in_time_is_the_callers_and_leaves_the_node_up(chain):

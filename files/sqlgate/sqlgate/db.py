@@ -1,6 +1,7 @@
 # Copyright (c) cloudpatterns.mysql developers
 # SPDX-License-Identifier: Apache-2.0
-"""Blocking PyMySQL calls, run in worker threads by the pool; and what each database error means.
+"""The proxy's statements, run on the event loop over ``wire``; the log-in and the session set-up, run
+in a thread with PyMySQL; and what each database error means.
 
 Each connection belongs to one database user (a scope's read or write user, or the probe user) and
 is set up once: autocommit on, LOCAL INFILE and multi-statements off, the server flavour detected
@@ -20,18 +21,19 @@ server's text goes to the log through ``detail``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pymysql
-import pymysql.cursors
 from pymysql.constants import CLIENT
 
+from . import wire
 from .config import Credentials, DatabaseConfig, NodeConfig
 from .convert import JsonValue, convert_rows
 
@@ -50,8 +52,6 @@ _MODES_REMOVED = frozenset({
     'ANSI', 'ANSI_QUOTES', 'NO_BACKSLASH_ESCAPES', 'PIPES_AS_CONCAT', 'IGNORE_SPACE', 'ORACLE', 'MSSQL', 'DB2',
     'POSTGRESQL', 'MAXDB', 'EMPTY_STRING_IS_NULL', 'SIMULTANEOUS_ASSIGNMENT', 'TIME_ROUND_FRACTIONAL',
 })
-_COM_RESET_CONNECTION = 0x1F
-_COM_QUERY = 0x03
 # GROUP_CONCAT and JSON_ARRAYAGG build strings of up to this many bytes (the server's default is 1 MiB): long
 # strings are what string searches spend unbounded time on, where the statement timer cannot interrupt them.
 GROUP_CONCAT_MAX_LEN = 65536
@@ -118,10 +118,6 @@ class StatementFailure(Exception):
         self.detail = detail
 
 
-class _PacketTooLarge(pymysql.err.OperationalError):
-    pass
-
-
 class Connection(pymysql.connections.Connection):
     """A PyMySQL connection that refuses any packet from the server larger than ``max_packet`` bytes.
 
@@ -134,7 +130,7 @@ class Connection(pymysql.connections.Connection):
     def _read_bytes(self, num_bytes: int) -> bytes:
         if num_bytes > self.max_packet:
             self._force_close()
-            raise _PacketTooLarge(0, f'the server sent a packet of {num_bytes} bytes')
+            raise wire.PacketTooLarge(0, f'the server sent a packet of {num_bytes} bytes')
         return super()._read_bytes(num_bytes)
 
 
@@ -208,21 +204,6 @@ def init_session(conn: Connection, statement_timeout: float) -> None:
     conn.statement_timeout = statement_timeout  # type: ignore[attr-defined]
 
 
-def reset(conn: Connection) -> None:
-    """Forget everything the last request left in the session (COM_RESET_CONNECTION: user variables,
-    temporary tables, prepared statements, an open transaction), then set the session up again.
-
-    Both commands are sent before either answer is read (the server runs them in order), so the reset
-    costs one round trip; the session's SET was built when the connection was made.
-    """
-    conn._execute_command(_COM_RESET_CONNECTION, b'')
-    conn._execute_command(_COM_QUERY, conn.session_sql)  # type: ignore[attr-defined]
-    conn._next_seq_id = 1  # each answer numbers its packets from 1
-    conn._read_ok_packet()
-    conn._next_seq_id = 1
-    conn._read_query_result()
-
-
 def close_quietly(conn: pymysql.connections.Connection | None) -> None:
     if conn is None:
         return
@@ -260,7 +241,7 @@ def translate(exc: BaseException, db: DatabaseConfig) -> Exception:
     """NodeFailure or StatementFailure for a database error; other exceptions unchanged."""
     if isinstance(exc, (NodeFailure, StatementFailure)):
         return exc
-    if isinstance(exc, _PacketTooLarge):
+    if isinstance(exc, wire.PacketTooLarge):
         return StatementFailure(
             403, 'result_too_large', 'a row of the result is larger than this API key may read',
             keep_connection=False, detail=str(exc))
@@ -324,48 +305,47 @@ def matched_rows(affected: int, info: bytes | str | None) -> int:
 class _Watchdog:
     """Stops a statement that outlives its time (MySQL's max_execution_time covers SELECT only)."""
 
-    def __init__(self, kill: Callable[[], object], seconds: float) -> None:
+    def __init__(self, kill: Callable[[], Awaitable[object]], seconds: float) -> None:
         self.fired = False
-        self.timer = threading.Timer(seconds, self._fire, (kill,))
-        self.timer.daemon = True
+        self.kill = kill
+        self.task: asyncio.Future[object] | None = None
+        self.handle = asyncio.get_running_loop().call_later(seconds, self._fire)
 
-    def _fire(self, kill: Callable[[], object]) -> None:
+    def _fire(self) -> None:
         self.fired = True
-        with contextlib.suppress(Exception):
-            kill()
+        self.task = asyncio.ensure_future(self.kill())
+        self.task.add_done_callback(lambda task: task.cancelled() or task.exception())
 
-    def __enter__(self) -> _Watchdog:
-        self.timer.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.timer.cancel()
+    def cancel(self) -> None:
+        self.handle.cancel()
 
 
-def _mogrify(cursor: pymysql.cursors.Cursor, sql: str, params: tuple[object, ...]) -> str:
+def _mogrify(conn: wire.Connection, sql: str, params: tuple[object, ...]) -> str:
     try:
-        return cursor.mogrify(sql, params) if params else sql
+        return conn.mogrify(sql, params) if params else sql
     except (TypeError, ValueError, pymysql.err.ProgrammingError) as exc:
-        cursor.close()
         raise StatementFailure(400, 'invalid_placeholders', f'the params do not fit the placeholders: {exc}') from None
 
 
-def _stream_rows(cursor: pymysql.cursors.SSCursor, conn: Connection, limits: Limits,
-                 db: DatabaseConfig) -> ReadResult:
+async def _stream_rows(conn: wire.Connection, first: bytes, limits: Limits, db: DatabaseConfig) -> ReadResult:
     """The rows of the result being read, stopping at the scope's row and byte caps."""
-    columns = [str(column[0]) for column in cursor.description]
-    rows: list[tuple[object, ...]] = []
-    size = sum(len(name) + _VALUE_OVERHEAD for name in columns)
     large = None
     try:
-        for row in cursor.fetchall_unbuffered():
+        columns, converters = await conn.columns(first)
+        rows: list[list[object]] = []
+        size = sum(len(name) + _VALUE_OVERHEAD for name in columns)
+        overhead = _VALUE_OVERHEAD * len(columns)
+        while True:
+            payload = await conn.wire.packet()
+            if wire.is_eof(payload):
+                break
+            row, cost = wire.parse_row(payload, converters)
             rows.append(row)
             if len(rows) > limits.max_rows:
                 raise StatementFailure(
                     403, 'result_too_large', f'the result has more than {limits.max_rows} rows; add a LIMIT',
                     keep_connection=False)
-            for value in row:
-                size += _VALUE_OVERHEAD + _encoded_size(value)
+            size += overhead + cost
             if size > limits.max_bytes:
                 raise StatementFailure(
                     403, 'result_too_large',
@@ -376,114 +356,99 @@ def _stream_rows(cursor: pymysql.cursors.SSCursor, conn: Connection, limits: Lim
                     raise StatementFailure(503, 'busy', 'too many large results are being read right now; retry '
                                            'shortly', keep_connection=False)
                 large = limits.large_results
-    except StatementFailure:
+        return ReadResult(columns, convert_rows(rows), large)
+    except BaseException as exc:  # noqa: BLE001 - re-raised: a cancelled read closes the connection too
         if large is not None:
             large.release()
-        _abandon(cursor, conn)  # reading the rest would cost as much as the rows we refuse
-        raise
-    except Exception as exc:  # noqa: BLE001 - an error in the middle of a result: the session is unknown
-        if large is not None:
-            large.release()
-        _abandon(cursor, conn)
-        failure = translate(exc, db)
+        conn.close()  # reading the rest would cost as much as the rows we refuse; mid-result, the session is unknown
+        failure = translate(exc, db) if isinstance(exc, Exception) else exc
         if isinstance(failure, StatementFailure):
             failure.keep_connection = False
         raise failure from None
+
+
+async def _first(conn: wire.Connection, text: str | bytes, db: DatabaseConfig) -> bytes:
+    """Send one statement; the first packet of its answer, or its error as ours."""
     try:
-        return ReadResult(columns, convert_rows(rows), large)
-    except BaseException:
-        if large is not None:
-            large.release()
-        raise
-
-
-def _encoded_size(value: object) -> int:
-    """About the bytes ``value`` takes in the JSON answer: UTF-8 for text, base64 or UTF-8 for bytes."""
-    if isinstance(value, str):
-        return len(value) if value.isascii() else len(value.encode('utf-8', 'surrogatepass'))
-    if isinstance(value, (bytes, bytearray)):
-        return len(value) * 4 // 3 + 4
-    return 8
-
-
-def execute_read(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits,
-                 db: DatabaseConfig) -> ReadResult:
-    """Run one read, streaming its rows and stopping at the scope's row and byte caps."""
-    cursor = conn.cursor(pymysql.cursors.SSCursor)
-    text = _mogrify(cursor, sql, params)
-    try:
-        cursor.execute(text)
+        conn.query(text)
+        return await conn.wire.packet()
     except Exception as exc:  # noqa: BLE001
-        failure = translate(exc, db)
-        if not isinstance(failure, StatementFailure):
-            raise failure from None
-        try:
-            cursor.close()
-        except Exception:  # noqa: BLE001
-            failure.keep_connection = False
-        raise failure from None
-    if cursor.description is None:
-        cursor.close()
-        return ReadResult([], [])
-    result = _stream_rows(cursor, conn, limits, db)
-    cursor.close()
-    return result
+        raise translate(exc, db) from None
 
 
-def execute_write(conn: Connection, sql: str, params: tuple[object, ...], limits: Limits, db: DatabaseConfig,
-                  killer: Callable[[], object] | None = None) -> WriteResult | ReadResult:
+async def _simple(conn: wire.Connection, text: str, db: DatabaseConfig) -> None:
+    """A statement that answers OK (BEGIN, COMMIT, ROLLBACK)."""
+    if (await _first(conn, text, db))[0] != 0:
+        conn.close()
+        raise NodeFailure(f'protocol error: {text} answered with a result')
+
+
+async def execute_read(conn: wire.Connection, sql: str, params: tuple[object, ...], limits: Limits,
+                       db: DatabaseConfig) -> ReadResult:
+    """Run one read, streaming its rows and stopping at the scope's row and byte caps."""
+    text = _mogrify(conn, sql, params)
+    deadline = conn.deadline()
+    try:
+        first = await _first(conn, text, db)
+        if first[0] == 0:  # OK: a statement without a result
+            return ReadResult([], [])
+        return await _stream_rows(conn, first, limits, db)
+    finally:
+        deadline.cancel()
+
+
+async def execute_write(conn: wire.Connection, sql: str, params: tuple[object, ...], limits: Limits,
+                        db: DatabaseConfig, killer: Callable[[], Awaitable[object]] | None = None
+                        ) -> WriteResult | ReadResult:
     """Run one write in a transaction; roll it back when it matched more rows than the scope allows.
 
     ``killer`` stops the statement from another connection; it runs when the statement outlives the
     scope's time on a server whose own limit does not cover writes (MySQL). A locking read (SELECT ...
     FOR UPDATE) is a write for routing; its rows come back capped like any read's.
     """
-    cursor = conn.cursor(pymysql.cursors.SSCursor)
-    text = _mogrify(cursor, sql, params)
+    text = _mogrify(conn, sql, params)
+    deadline = conn.deadline()
     watchdog = None
     try:
-        conn.begin()
-        if killer is not None and getattr(conn, 'server_flavor', 'mariadb') == 'mysql':
+        await _simple(conn, 'BEGIN', db)
+        if killer is not None and conn.server_flavor == 'mysql':
             watchdog = _Watchdog(killer, limits.statement_timeout)
-            with watchdog:
-                cursor.execute(text)
-        else:
-            cursor.execute(text)
-        if cursor.description is not None:
-            rows = _stream_rows(cursor, conn, limits, db)
-            cursor.close()
-            conn.commit()
+        try:
+            first = await _first(conn, text, db)
+        finally:
+            if watchdog is not None:
+                watchdog.cancel()
+        if first[0] != 0:
+            rows = await _stream_rows(conn, first, limits, db)
+            await _simple(conn, 'COMMIT', db)
             return rows
-        info = getattr(conn._result, 'message', None)
-        matched = matched_rows(cursor.rowcount, info)
+        ok = wire.Ok(first)
+        matched = matched_rows(ok.affected_rows or 0, ok.message)
         if matched > limits.max_affected_rows:
-            conn.rollback()
+            await _simple(conn, 'ROLLBACK', db)
             raise StatementFailure(
                 403, 'too_many_rows',
                 f'the statement would change {matched} rows; this API key may change at most '
                 f'{limits.max_affected_rows} per statement, so nothing was changed')
-        affected, last_insert_id = changed_rows(cursor.rowcount, info), cursor.lastrowid or None
-        conn.commit()
-    except StatementFailure:
-        with contextlib.suppress(Exception):
-            cursor.close()
-        raise
-    except Exception as exc:  # noqa: BLE001
-        failure = translate(exc, db)
-        if watchdog is not None and watchdog.fired and isinstance(failure, StatementFailure):
-            failure = translate(pymysql.err.OperationalError(3024, 'killed by the watchdog'), db)
-        _rollback_quietly(conn, failure)
+        affected, last_insert_id = changed_rows(ok.affected_rows or 0, ok.message), ok.insert_id or None
+        await _simple(conn, 'COMMIT', db)
+    except StatementFailure as exc:
+        failure = exc
+        if watchdog is not None and watchdog.fired:
+            failure = translate(pymysql.err.OperationalError(3024, 'killed by the watchdog'), db)  # type: ignore[assignment]
+        if failure.keep_connection and failure.code != 'too_many_rows':
+            await _rollback_quietly(conn, failure, db)
         raise failure from None
-    cursor.close()
+    finally:
+        deadline.cancel()
     return WriteResult(affected, last_insert_id, matched)
 
 
-def _rollback_quietly(conn: Connection, failure: Exception) -> None:
-    if isinstance(failure, StatementFailure) and failure.keep_connection:
-        try:
-            conn.rollback()
-        except Exception:  # noqa: BLE001 - the session is unknown: drop it
-            failure.keep_connection = False
+async def _rollback_quietly(conn: wire.Connection, failure: StatementFailure, db: DatabaseConfig) -> None:
+    try:
+        await _simple(conn, 'ROLLBACK', db)
+    except Exception:  # noqa: BLE001 - the session is unknown: drop it
+        failure.keep_connection = False
 
 
 def kill_query(connect_again: Callable[[], pymysql.connections.Connection], thread_id: int) -> None:
@@ -496,20 +461,18 @@ def kill_query(connect_again: Callable[[], pymysql.connections.Connection], thre
         close_quietly(conn)
 
 
-def _abandon(cursor: pymysql.cursors.SSCursor, conn: pymysql.connections.Connection) -> None:
-    """Close a connection in the middle of an unbuffered result without reading the rest of it."""
-    result = getattr(cursor, '_result', None)
-    if result is not None:
-        result.unbuffered_active = False
-    cursor._result = None
-    close_quietly(conn)
-
-
-def probe(conn: pymysql.connections.Connection, query: str = 'SELECT 1') -> float:
+async def probe(conn: wire.Connection, query: str, timeout: float) -> float:
     """Seconds for a round trip of the probe query (it should read a table: a Galera node that is not ready
     still answers ``SELECT 1``, and an NDB SQL node cut off from its data nodes too)."""
     started = time.perf_counter()
-    with conn.cursor() as cursor:
-        cursor.execute(query)
-        cursor.fetchall()
+    deadline = conn.deadline(timeout)
+    try:
+        conn.query(query)
+        first = await conn.wire.packet()
+        if first[0] != 0:
+            await conn.columns(first)
+            while not wire.is_eof(await conn.wire.packet()):
+                pass
+    finally:
+        deadline.cancel()
     return time.perf_counter() - started

@@ -1,16 +1,17 @@
 # Copyright (c) cloudpatterns.mysql developers
 # SPDX-License-Identifier: Apache-2.0
-"""A bounded connection pool per node: slots are taken on the event loop, queries run in threads.
+"""A bounded connection pool per node, on the event loop.
 
-Waiting for a slot never occupies a thread, and the executor has one thread per slot, so a query
-that holds a slot always has a thread. A caller that waits longer than ``acquire_timeout`` gets
-``PoolExhausted`` (the proxy answers 503). A connection comes back to the pool only when the
-statement failed in a way that leaves the session intact; otherwise it is closed.
+A caller that waits longer than ``acquire_timeout`` for a slot gets ``PoolExhausted`` (the proxy answers
+503). A connection comes back to the pool only when the statement failed in a way that leaves the
+session intact; otherwise it is closed. A cancelled caller closes its connection: what the server was
+sending is unknown.
 
-Before a connection serves anyone again it is reset (``reset``: COM_RESET_CONNECTION and the session set
-up again), so no user variable, temporary table or open transaction passes from one request to the next.
-The reset runs in the same thread after the answer has been handed to the caller, while the slot is still
-held: it costs the pool's capacity, not the request's latency.
+Before a connection serves anyone again it is reset (COM_RESET_CONNECTION and the session set up again),
+so no user variable, temporary table or open transaction passes from one request to the next. The reset
+is sent once the answer is in the caller's hands and its replies are read as they arrive, while the slot
+is still held: it costs the pool's capacity, not the request's latency. Idle connections older than
+``idle_check_after`` are pinged before use, and a dead one is replaced.
 """
 
 from __future__ import annotations
@@ -19,16 +20,13 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import Callable
-from concurrent.futures import Executor
-from typing import Any, Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
 
-import pymysql
-
-from .db import StatementFailure, close_quietly, reset
+from .db import StatementFailure
+from .wire import Connection
 
 T = TypeVar('T')
-Connection = pymysql.connections.Connection
 
 
 class PoolExhausted(Exception):
@@ -71,85 +69,72 @@ class Slots:
         self.free += 1
 
 
-def _settle(future: asyncio.Future[T], result: T | None, error: BaseException | None) -> None:
-    if future.done():
-        return  # the caller was cancelled
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)  # type: ignore[arg-type]
-
-
 class NodePool(Generic[T]):
     def __init__(
         self,
-        connect: Callable[[], Connection],
+        connect: Callable[[], Awaitable[Connection]],
         size: int,
         acquire_timeout: float,
         idle_check_after: float,
-        executor: Executor,
-        reset: Callable[[Connection], None] = reset,
+        ping_timeout: float = 1.0,
     ) -> None:
         self.connect = connect
-        self.reset = reset
         self.size = size
         self.acquire_timeout = acquire_timeout
         self.idle_check_after = idle_check_after
-        self.executor = executor
+        self.ping_timeout = ping_timeout
         self.slots = Slots(size)
         self.idle: list[tuple[Connection, float]] = []
         self.in_use = 0
         self.acquire_timeouts = 0
 
-    async def run(self, job: Callable[[Connection], T]) -> T:
-        """Run ``job(connection)`` in a worker thread with a pooled connection.
-
-        One thread hand-off a request: the thread hands the answer to the loop as soon as it has it, then
-        resets the connection and gives it back to the pool itself.
-        """
+    async def run(self, job: Callable[[Connection], Awaitable[T]]) -> T:
+        """``await job(connection)`` with a pooled connection, which is reset and given back afterwards."""
         if not await self.slots.acquire(self.acquire_timeout):
             self.acquire_timeouts += 1
             raise PoolExhausted(f'all {self.size} connections are busy')
-        entry = self.idle.pop() if self.idle else None
         self.in_use += 1
-        loop = asyncio.get_running_loop()
-        answer: asyncio.Future[tuple[T | None, StatementFailure | None]] = loop.create_future()
+        conn = None
         try:
-            self.executor.submit(self._work, loop, answer, entry, job)
-        except BaseException:
-            self._give_back(None)
+            conn = await self._ready()
+            result = await job(conn)
+        except StatementFailure as failure:
+            if failure.keep_connection and conn is not None and conn.open:
+                self._recycle(conn)
+            else:
+                self._drop(conn)
             raise
-        result, failure = await answer  # a cancelled caller leaves the thread to finish and give back
-        if failure is not None:
-            raise failure
-        return result  # type: ignore[return-value]
+        except BaseException:
+            self._drop(conn)
+            raise
+        self._recycle(conn)
+        return result
 
-    def _work(self, loop: asyncio.AbstractEventLoop, answer: asyncio.Future[tuple[T | None, StatementFailure | None]],
-              entry: tuple[Connection, float] | None, job: Callable[[Connection], T]) -> None:
-        """In a worker thread: the job, its answer to the loop, then the reset and the return to the pool."""
-        try:
-            result, failure, conn = self._call(entry, job)
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller
-            loop.call_soon_threadsafe(self._settle_after_giving_back, answer, None, exc)
-            return
-        if conn is None:  # nothing to reset: the slot is free before the caller hears back
-            loop.call_soon_threadsafe(self._settle_after_giving_back, answer, (result, failure), None)
-            return
-        loop.call_soon_threadsafe(_settle, answer, (result, failure), None)
-        loop.call_soon_threadsafe(self._give_back, self._reset(conn))
+    async def _ready(self) -> Connection:
+        """A live idle connection (pinged when it has been idle long), else a new one."""
+        while self.idle:
+            conn, last_used = self.idle.pop()
+            if not conn.open:
+                continue
+            if time.monotonic() - last_used > self.idle_check_after:
+                try:
+                    await conn.ping(self.ping_timeout)
+                except Exception:  # noqa: BLE001 - a stale connection is replaced
+                    conn.close()
+                    continue
+            return conn
+        return await self.connect()
 
-    def _settle_after_giving_back(self, answer: asyncio.Future[Any], result: object, error: BaseException | None
-                                  ) -> None:
+    def _recycle(self, conn: Connection) -> None:
+        if conn.open:
+            conn.reset_then(lambda ok: self._give_back(conn if ok else None))
+        else:
+            self._give_back(None)
+
+    def _drop(self, conn: Connection | None) -> None:
+        if conn is not None:
+            conn.close()
         self._give_back(None)
-        _settle(answer, result, error)
-
-    def _reset(self, conn: Connection) -> Connection | None:
-        try:
-            self.reset(conn)
-        except Exception:  # noqa: BLE001 - a connection that cannot be reset is not reused
-            close_quietly(conn)
-            return None
-        return conn
 
     def _give_back(self, conn: Connection | None) -> None:
         if conn is not None:
@@ -157,34 +142,7 @@ class NodePool(Generic[T]):
         self.in_use -= 1
         self.slots.release()
 
-    def _call(
-        self, entry: tuple[Connection, float] | None, job: Callable[[Connection], T]
-    ) -> tuple[T | None, StatementFailure | None, Connection | None]:
-        """In a worker thread: a live connection, the job, and whether the connection survives."""
-        conn = None
-        if entry is not None:
-            conn, last_used = entry
-            if time.monotonic() - last_used > self.idle_check_after:
-                try:
-                    conn.ping(reconnect=False)
-                except Exception:  # noqa: BLE001 - a stale connection is replaced
-                    close_quietly(conn)
-                    conn = None
-        if conn is None:
-            conn = self.connect()
-        try:
-            return job(conn), None, conn
-        except StatementFailure as failure:
-            if failure.keep_connection and conn.open:
-                return None, failure, conn
-            close_quietly(conn)
-            return None, failure, None
-        except BaseException:
-            close_quietly(conn)
-            raise
-
     def close_idle(self) -> None:
-        """Close the idle connections (blocking: call it from a thread)."""
         idle, self.idle = self.idle, []
         for conn, _ in idle:
-            close_quietly(conn)
+            conn.close()

@@ -21,7 +21,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
-import pymysql
 from aiohttp import web
 
 from .auth import TierGuard
@@ -39,6 +38,7 @@ from .db import (
     execute_write,
     kill_query,
     probe,
+    translate,
 )
 from .errors import ApiError
 from .health import NodeHealth, ewma
@@ -59,6 +59,7 @@ from .web import (
     json_bytes,
     read_body,
 )
+from .wire import Connection
 
 INLINE_LIMIT = 1024
 ANSWER_OVERHEAD = 65536  # the JSON around the rows: keys, separators, column names
@@ -71,7 +72,7 @@ class Node:
     health: NodeHealth
     pools: dict[tuple[str, Kind], NodePool[ReadResult | WriteResult]]
     latency: float | None = None
-    probe_conn: pymysql.connections.Connection | None = field(default=None, repr=False)
+    probe_conn: Connection | None = field(default=None, repr=False)
 
     @property
     def name(self) -> str:
@@ -110,11 +111,12 @@ class Proxy:
         self.limits = RequestLimits(server.max_body_bytes, server.max_params)
         self.service = Service('proxy', server, health=self.health_report, routes=tuple(f'/{r}' for r in ROUTES))
         self.logger = logging.getLogger('sqlgate.proxy')
+        # Statements run on the event loop; threads only log in (PyMySQL's handshake) and send KILL QUERY.
         users = sum(1 + (scope.write is not None) for scope in config.scopes.values())
         self.executor = ThreadPoolExecutor(
-            max_workers=config.pool.size * len(config.nodes) * users, thread_name_prefix='sqlgate-db'
+            max_workers=min(32, config.pool.size * len(config.nodes) * users), thread_name_prefix='sqlgate-db'
         )
-        # Probes have their own threads, so a saturated pool never delays them.
+        # Probes log in with threads of their own, so a pool that is opening connections never delays them.
         self.probe_executor = ThreadPoolExecutor(max_workers=len(config.nodes), thread_name_prefix='sqlgate-probe')
         self.analysis = ThreadPoolExecutor(max_workers=1, thread_name_prefix='sqlgate-classify')
         self.audit = logging.getLogger(AUDIT_LOGGER)
@@ -131,7 +133,7 @@ class Proxy:
                             config.pool.size,
                             config.pool.acquire_timeout,
                             config.pool.idle_check_after,
-                            self.executor,
+                            config.health.probe_timeout,
                         )
             self.nodes[node_config.name] = Node(node_config, NodeHealth(config.health.failure_threshold), pools)
         self.fastest: str | None = None
@@ -139,12 +141,25 @@ class Proxy:
         self.probe_tasks: list[asyncio.Task[None]] = []
         self._metrics()
 
-    def _connector(self, node: NodeConfig, scope: ScopeConfig, credentials: Credentials, write: bool):  # noqa: ANN202
+    def _login(self, node: NodeConfig, scope: ScopeConfig, credentials: Credentials, write: bool):  # noqa: ANN202
+        """Log in as ``credentials`` (blocking: PyMySQL's handshake, for a thread)."""
         return functools.partial(
             connect, node, self.config.database, credentials, write=write,
             statement_timeout=scope.statement_timeout, max_packet=scope.max_result_bytes + 4096,
             safe_updates=scope.sql_safe_updates,
         )
+
+    def _connector(self, node: NodeConfig, scope: ScopeConfig, credentials: Credentials, write: bool):  # noqa: ANN202
+        return functools.partial(self._open, self._login(node, scope, credentials, write), self.executor)
+
+    async def _open(self, login, executor: ThreadPoolExecutor) -> Connection:  # noqa: ANN001
+        """A connection logged in by a thread, then handed to the event loop."""
+        conn = await asyncio.get_running_loop().run_in_executor(executor, login)
+        try:
+            return await Connection.adopt(conn, conn.max_packet)
+        except Exception as exc:  # noqa: BLE001
+            close_quietly(conn)
+            raise translate(exc, self.config.database) from None
 
     # -- metrics and health -----------------------------------------------------------------------
     def _metrics(self) -> None:
@@ -203,23 +218,24 @@ class Proxy:
                                 node.health.consecutive_failures, source, error, extra={'node': node.name})
 
     # -- probes -----------------------------------------------------------------------------------
-    def _probe_blocking(self, node: Node) -> float:
-        if node.probe_conn is None:
-            node.probe_conn = connect(node.config, self.config.database, self.config.probe_credentials,
-                                      timeout=self.config.health.probe_timeout)
+    async def _probe(self, node: Node) -> float:
+        health = self.config.health
+        if node.probe_conn is None or not node.probe_conn.open:
+            login = functools.partial(connect, node.config, self.config.database, self.config.probe_credentials,
+                                      timeout=health.probe_timeout)
+            node.probe_conn = await self._open(login, self.probe_executor)
         try:
-            return probe(node.probe_conn, self.config.health.probe_query)
+            return await probe(node.probe_conn, health.probe_query, health.probe_timeout)
         except Exception:
-            close_quietly(node.probe_conn)
+            node.probe_conn.close()
             node.probe_conn = None
             raise
 
     async def _probe_loop(self, node: Node) -> None:
-        loop = asyncio.get_running_loop()
         health = self.config.health
         while True:
             try:
-                sample = await loop.run_in_executor(self.probe_executor, self._probe_blocking, node)
+                sample = await self._probe(node)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - any probe failure counts against the node
@@ -250,16 +266,18 @@ class Proxy:
         return scope
 
     def job(self, node: Node, scope: ScopeConfig, kind: str, sql: str, params: tuple[object, ...]):  # noqa: ANN201
-        """What runs in a worker thread with a pooled connection of the scope's read or write user."""
+        """What runs with a pooled connection of the scope's read or write user."""
         limits = Limits(scope.max_result_rows, scope.max_result_bytes, scope.max_affected_rows,
                         scope.statement_timeout, self.large_results)
         db = self.config.database
         if kind == 'read':
             return functools.partial(execute_read, sql=sql, params=params, limits=limits, db=db)
-        connect_again = self._connector(node.config, scope, scope.write, write=True)  # type: ignore[arg-type]
+        connect_again = self._login(node.config, scope, scope.write, write=True)  # type: ignore[arg-type]
 
-        def write(conn):  # noqa: ANN001, ANN202
-            killer = functools.partial(kill_query, connect_again, conn.thread_id())
+        def write(conn: Connection):  # noqa: ANN202
+            def killer():  # noqa: ANN202
+                return asyncio.get_running_loop().run_in_executor(
+                    self.executor, kill_query, connect_again, conn.thread_id)
             return execute_write(conn, sql, params, limits, db, killer=killer)
         return write
 
@@ -386,12 +404,12 @@ class Proxy:
         for task in self.probe_tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        loop = asyncio.get_running_loop()
         for node in self.nodes.values():
             for pool in node.pools.values():
-                await loop.run_in_executor(self.executor, pool.close_idle)
-            await loop.run_in_executor(self.probe_executor, close_quietly, node.probe_conn)
-            node.probe_conn = None
+                pool.close_idle()
+            if node.probe_conn is not None:
+                node.probe_conn.close()
+                node.probe_conn = None
         self.executor.shutdown(wait=False)
         self.probe_executor.shutdown(wait=False)
         self.analysis.shutdown(wait=False)

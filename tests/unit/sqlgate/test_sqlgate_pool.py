@@ -1,13 +1,11 @@
 # Copyright (c) cloudpatterns.mysql developers
 # SPDX-License-Identifier: Apache-2.0
-"""The connection pool with fake connections: bounds, timeouts, reuse and discard, cancellation."""
+"""The connection pool with stand-in connections: bounds, timeouts, reuse and discard, cancellation."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -18,44 +16,53 @@ pytestmark = pytest.mark.asyncio
 
 
 class FakeConnection:
-    def __init__(self, number):
+    """What the pool asks of a connection (its statements run over wire.Connection, tested in tests/service)."""
+
+    def __init__(self, number, reset_works=True):
         self.number = number
         self.open = True
         self.pings = 0
         self.resets = 0
+        self.reset_works = reset_works
+        self.answers = True  # False: the server is gone, though no packet said so (a cut network)
         self.session = {}  # what a request left behind (a user variable, say)
 
     def close(self):
         self.open = False
 
-    def ping(self, reconnect=False):
+    async def ping(self, timeout):
         self.pings += 1
-        if not self.open:
-            raise ConnectionError('closed')
+        if not self.answers:
+            raise ConnectionError('timed out')
+
+    def reset_then(self, done):
+        """Like the wire: the reset's answers arrive later, on the loop."""
+        def answered():
+            if self.open and self.reset_works:
+                self.resets += 1
+                self.session.clear()
+                done(True)
+            else:
+                self.close()
+                done(False)
+        asyncio.get_running_loop().call_soon(answered)
 
 
-@pytest.fixture
-def executor():
-    with ThreadPoolExecutor(max_workers=4) as pool:
-        yield pool
-
-
-def reset(conn):
-    if not conn.open:
-        raise ConnectionError('closed')
-    conn.resets += 1
-    conn.session.clear()
-
-
-def make_pool(executor, size=2, acquire_timeout=0.2, idle_check_after=60.0, reset=reset):
+def make_pool(size=2, acquire_timeout=0.2, idle_check_after=60.0, reset_works=True):
     made = []
 
-    def connect():
-        conn = FakeConnection(len(made))
+    async def connect():
+        conn = FakeConnection(len(made), reset_works)
         made.append(conn)
         return conn
 
-    return NodePool(connect, size, acquire_timeout, idle_check_after, executor, reset=reset), made
+    return NodePool(connect, size, acquire_timeout, idle_check_after), made
+
+
+def job(function):
+    async def run(conn):
+        return function(conn)
+    return run
 
 
 async def settle(pool):
@@ -67,48 +74,45 @@ async def settle(pool):
     raise AssertionError('the pool did not settle')
 
 
-async def test_connections_are_reused(executor):
-    pool, made = make_pool(executor)
-    assert await pool.run(lambda conn: conn.number) == 0
+async def test_connections_are_reused():
+    pool, made = make_pool()
+    assert await pool.run(job(lambda conn: conn.number)) == 0
     await settle(pool)
-    assert await pool.run(lambda conn: conn.number) == 0
+    assert await pool.run(job(lambda conn: conn.number)) == 0
     await settle(pool)
     assert len(made) == 1 and len(pool.idle) == 1 and pool.in_use == 0
 
 
-async def test_nothing_a_request_leaves_in_the_session_reaches_the_next(executor):
-    pool, made = make_pool(executor, size=1)
+async def test_nothing_a_request_leaves_in_the_session_reaches_the_next():
+    pool, made = make_pool(size=1)
 
     def leave_a_variable(conn):
         seen = dict(conn.session)
         conn.session['@secret'] = 'from the first key'
         return seen
 
-    assert await pool.run(leave_a_variable) == {}
-    assert await pool.run(leave_a_variable) == {}  # waits for the reset: the only slot is held until then
+    assert await pool.run(job(leave_a_variable)) == {}
+    assert await pool.run(job(leave_a_variable)) == {}  # waits for the reset: the only slot is held until then
     await settle(pool)
     assert len(made) == 1 and made[0].resets == 2
 
 
-async def test_a_connection_that_cannot_be_reset_is_dropped(executor):
-    def broken_reset(conn):
-        raise ConnectionError('gone')
-
-    pool, made = make_pool(executor, reset=broken_reset)
-    await pool.run(lambda conn: None)
+async def test_a_connection_that_cannot_be_reset_is_dropped():
+    pool, made = make_pool(reset_works=False)
+    await pool.run(job(lambda conn: None))
     await settle(pool)
     assert not pool.idle and not made[0].open
-    assert await pool.run(lambda conn: conn.number) == 1
+    assert await pool.run(job(lambda conn: conn.number)) == 1
 
 
-async def test_the_pool_is_bounded_and_times_out(executor):
-    pool, made = make_pool(executor, size=2, acquire_timeout=0.1)
-    release = threading.Event()
-    holders = [asyncio.create_task(pool.run(lambda conn: release.wait(5))) for _ in range(2)]
+async def test_the_pool_is_bounded_and_times_out():
+    pool, made = make_pool(size=2, acquire_timeout=0.1)
+    release = asyncio.Event()
+    holders = [asyncio.create_task(pool.run(lambda conn: release.wait())) for _ in range(2)]
     await asyncio.sleep(0.05)
     started = time.monotonic()
     with pytest.raises(PoolExhausted):
-        await pool.run(lambda conn: None)
+        await pool.run(job(lambda conn: None))
     assert 0.08 < time.monotonic() - started < 1.0
     assert pool.acquire_timeouts == 1
     release.set()
@@ -117,26 +121,26 @@ async def test_the_pool_is_bounded_and_times_out(executor):
     assert len(made) == 2 and pool.slots.free == 2
 
 
-async def test_a_waiter_gets_the_next_free_slot(executor):
-    pool, _ = make_pool(executor, size=1, acquire_timeout=2.0)
-    release = threading.Event()
-    holder = asyncio.create_task(pool.run(lambda conn: release.wait(5)))
+async def test_a_waiter_gets_the_next_free_slot():
+    pool, _ = make_pool(size=1, acquire_timeout=2.0)
+    release = asyncio.Event()
+    holder = asyncio.create_task(pool.run(lambda conn: release.wait()))
     await asyncio.sleep(0.02)
-    waiter = asyncio.create_task(pool.run(lambda conn: 'served'))
+    waiter = asyncio.create_task(pool.run(job(lambda conn: 'served')))
     await asyncio.sleep(0.02)
     release.set()
     assert await waiter == 'served'
     await holder
 
 
-async def test_statement_errors_keep_the_connection_others_discard_it(executor):
-    pool, made = make_pool(executor)
+async def test_statement_errors_keep_the_connection_others_discard_it():
+    pool, made = make_pool()
 
     def sql_error(conn):
         raise StatementFailure(400, 'sql_error', 'syntax')
 
     with pytest.raises(StatementFailure):
-        await pool.run(sql_error)
+        await pool.run(job(sql_error))
     await settle(pool)
     assert [conn.open for conn in made] == [True] and len(pool.idle) == 1 and made[0].resets == 1
 
@@ -144,53 +148,53 @@ async def test_statement_errors_keep_the_connection_others_discard_it(executor):
         raise StatementFailure(400, 'result_too_large', 'too many', keep_connection=False)
 
     with pytest.raises(StatementFailure):
-        await pool.run(broken_result)
+        await pool.run(job(broken_result))
     assert [conn.open for conn in made] == [False] and not pool.idle
 
     def lost(conn):
         raise NodeFailure('lost')
 
     with pytest.raises(NodeFailure):
-        await pool.run(lost)
+        await pool.run(job(lost))
     assert [conn.open for conn in made] == [False, False] and not pool.idle
     assert pool.in_use == 0 and pool.slots.free == 2
 
 
-async def test_a_failing_connect_frees_the_slot(executor):
-    def connect():
+async def test_a_failing_connect_frees_the_slot():
+    async def connect():
         raise NodeFailure('refused')
 
-    pool = NodePool(connect, 1, 0.1, 60.0, executor)
+    pool = NodePool(connect, 1, 0.1, 60.0)
     for _ in range(3):
         with pytest.raises(NodeFailure):
-            await pool.run(lambda conn: None)
+            await pool.run(job(lambda conn: None))
     assert pool.slots.free == 1 and pool.in_use == 0
 
 
-async def test_an_idle_connection_is_pinged_and_replaced_when_stale(executor):
-    pool, made = make_pool(executor, idle_check_after=0.0)
-    await pool.run(lambda conn: None)
+async def test_an_idle_connection_is_pinged_and_replaced_when_stale():
+    pool, made = make_pool(idle_check_after=0.0)
+    await pool.run(job(lambda conn: None))
     await settle(pool)
-    made[0].open = False  # the server closed it while idle
-    assert await pool.run(lambda conn: conn.number) == 1
-    assert made[0].pings == 1
+    made[0].answers = False  # the server vanished while it was idle
+    assert await pool.run(job(lambda conn: conn.number)) == 1
+    assert made[0].pings == 1 and not made[0].open
+    await settle(pool)
+    made[1].open = False  # the server closed it while idle: the wire knows, no ping needed
+    assert await pool.run(job(lambda conn: conn.number)) == 2
+    assert made[1].pings == 0
 
 
-async def test_cancellation_returns_the_connection_when_the_job_ends(executor):
-    pool, made = make_pool(executor, size=1)
-    release = threading.Event()
-    task = asyncio.create_task(pool.run(lambda conn: release.wait(5)))
+async def test_a_cancelled_caller_closes_its_connection_and_frees_the_slot():
+    pool, made = make_pool(size=1)
+    task = asyncio.create_task(pool.run(lambda conn: asyncio.sleep(5)))
     await asyncio.sleep(0.05)
+    assert pool.slots.free == 0
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
-    assert pool.slots.free == 0  # the thread still uses the connection
-    release.set()
-    for _ in range(100):
-        if pool.slots.free == 1:
-            break
-        await asyncio.sleep(0.01)
-    assert pool.slots.free == 1 and len(pool.idle) == 1 and made[0].open
+    # What the server was sending is unknown: the connection is closed, never handed to the next caller.
+    assert pool.slots.free == 1 and not pool.idle and not made[0].open and pool.in_use == 0
+    assert await pool.run(job(lambda conn: conn.number)) == 1
 
 
 async def test_slots_survive_cancelled_waiters():
