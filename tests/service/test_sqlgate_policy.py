@@ -33,9 +33,27 @@ async def session(database, user: str, write: bool = False, **kwargs):
 
 
 async def reset(conn: Connection) -> None:
+    """What the pool does between two requests (the reset may already have gone out behind the statement)."""
     done = asyncio.get_running_loop().create_future()
     conn.reset_then(done.set_result)
     assert await done, 'the session reset failed'
+
+
+async def read(conn: Connection, *args):
+    """One read as the pool runs it: the statement, then the session reset."""
+    try:
+        return await execute_read(conn, *args)
+    finally:
+        if conn.open:
+            await reset(conn)
+
+
+async def write(conn: Connection, *args):
+    try:
+        return await execute_write(conn, *args)
+    finally:
+        if conn.open:
+            await reset(conn)
 
 
 LIMITS = Limits(max_rows=10000, max_bytes=4 * 1024 * 1024, max_affected_rows=100, statement_timeout=2.0)
@@ -47,7 +65,7 @@ async def test_the_read_user_cannot_write_even_when_a_write_is_misjudged_as_a_re
         for sql in ('DELETE FROM actor WHERE actor_id = 1', "UPDATE actor SET first_name = 'X' WHERE actor_id = 1",
                     "INSERT INTO actor (first_name, last_name) VALUES ('A', 'B')"):
             with pytest.raises(StatementFailure) as caught:
-                await execute_read(conn, sql, (), LIMITS, db)
+                await read(conn, sql, (), LIMITS, db)
             assert (caught.value.status, caught.value.code) == (403, 'database_denied')
             assert 'sg_default_r' not in caught.value.message and 'sg_default_r' in caught.value.detail
     finally:
@@ -61,9 +79,9 @@ async def test_hidden_columns_exist_for_no_scope_user(database):
             for sql in ('SELECT password FROM staff', 'SELECT * FROM staff',
                         'SELECT staff_id FROM staff WHERE picture IS NULL'):
                 with pytest.raises(StatementFailure) as caught:
-                    await execute_read(conn, sql, (), LIMITS, db)
+                    await read(conn, sql, (), LIMITS, db)
                 assert caught.value.code == 'database_denied', (user, sql)
-            assert (await execute_read(conn, 'SELECT staff_id, username FROM staff ORDER BY staff_id', (), LIMITS,
+            assert (await read(conn, 'SELECT staff_id, username FROM staff ORDER BY staff_id', (), LIMITS,
                                  db)).rows == [[1, 'Mike'], [2, 'Jon']]
         finally:
             conn.close()
@@ -73,9 +91,9 @@ async def test_a_cascading_key_cannot_be_updated_by_the_write_user(database):
     conn, db = await session(database, 'sg_default_w', write=True)
     try:
         with pytest.raises(StatementFailure) as caught:
-            await execute_write(conn, 'UPDATE language SET language_id = 9 WHERE language_id = 1', (), LIMITS, db)
+            await write(conn, 'UPDATE language SET language_id = 9 WHERE language_id = 1', (), LIMITS, db)
         assert caught.value.code == 'database_denied' and 'language' in caught.value.message
-        assert (await execute_write(conn, "UPDATE language SET name = name WHERE language_id = 1", (), LIMITS,
+        assert (await write(conn, "UPDATE language SET name = name WHERE language_id = 1", (), LIMITS,
                               db)).matched_rows == 1
     finally:
         conn.close()
@@ -92,12 +110,12 @@ async def test_the_row_cap_rolls_back_what_matched_too_many_rows(database, sql):
     conn, db = await session(database, 'sg_default_w', write=True)
     checksum = "CHECKSUM TABLE payment, film_text, actor"
     try:
-        before = (await execute_read(conn, checksum, (), LIMITS, db)).rows
+        before = (await read(conn, checksum, (), LIMITS, db)).rows
         with pytest.raises(StatementFailure) as caught:
-            await execute_write(conn, sql, (101,), LIMITS, db)
+            await write(conn, sql, (101,), LIMITS, db)
         assert (caught.value.status, caught.value.code) == (403, 'too_many_rows')
         assert '101 rows' in caught.value.message and 'at most 100' in caught.value.message
-        assert (await execute_read(conn, checksum, (), LIMITS, db)).rows == before
+        assert (await read(conn, checksum, (), LIMITS, db)).rows == before
     finally:
         conn.close()
 
@@ -105,12 +123,12 @@ async def test_the_row_cap_rolls_back_what_matched_too_many_rows(database, sql):
 async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
     conn, db = await session(database, 'sg_default_w', write=True)
     try:
-        result = await execute_write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,),
+        result = await write(conn, 'UPDATE payment SET amount = amount WHERE payment_id <= %s', (100,),
                                      LIMITS, db)
         assert (result.matched_rows, result.affected_rows) == (100, 0)  # CLIENT_FOUND_ROWS: matched counts, unchanged
-        up = await execute_write(conn, 'UPDATE payment SET amount = amount + 1, last_update = last_update '
+        up = await write(conn, 'UPDATE payment SET amount = amount + 1, last_update = last_update '
                                    'WHERE payment_id <= %s', (99,), LIMITS, db)
-        down = await execute_write(conn, 'UPDATE payment SET amount = amount - 1, last_update = last_update '
+        down = await write(conn, 'UPDATE payment SET amount = amount - 1, last_update = last_update '
                                      'WHERE payment_id <= %s', (99,), LIMITS, db)
         assert up.matched_rows == down.matched_rows == 99
     finally:
@@ -120,11 +138,10 @@ async def test_up_to_the_cap_a_write_commits_and_reports_matched_rows(database):
 async def test_a_reset_session_forgets_what_the_last_request_left(database):
     conn, db = await session(database, 'sg_default_w', write=True)
     try:
-        await execute_write(conn, "SET @left_behind = 'secret'", (), LIMITS, db)
-        assert (await execute_read(conn, 'SELECT @left_behind', (), LIMITS, db)).rows == [['secret']]
-        await reset(conn)
-        assert (await execute_read(conn, 'SELECT @left_behind', (), LIMITS, db)).rows == [[None]]
-        mode = (await execute_read(conn, 'SELECT @@SESSION.sql_mode, @@SESSION.max_statement_time', (), LIMITS,
+        assert (await read(conn, "SELECT @left_behind := 'secret'", (), LIMITS, db)).rows == [['secret']]
+        await write(conn, "SET @left_behind = 'secret'", (), LIMITS, db)
+        assert (await read(conn, 'SELECT @left_behind', (), LIMITS, db)).rows == [[None]]
+        mode = (await read(conn, 'SELECT @@SESSION.sql_mode, @@SESSION.max_statement_time', (), LIMITS,
                                    db)).rows[0]
         assert 'ANSI_QUOTES' not in mode[0] and float(mode[1]) == 2.0  # the session is set up again after the reset
     finally:
@@ -135,15 +152,15 @@ async def test_results_are_capped_in_bytes_while_they_stream(database):
     small = Limits(max_rows=10000, max_bytes=50_000, max_affected_rows=100, statement_timeout=2.0)
     conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     with pytest.raises(StatementFailure) as caught:
-        await execute_read(conn, 'SELECT * FROM payment', (), small, db)
+        await read(conn, 'SELECT * FROM payment', (), small, db)
     assert caught.value.code == 'result_too_large' and not caught.value.keep_connection
     conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     with pytest.raises(StatementFailure) as caught:  # one row larger than any packet the proxy reads
-        await execute_read(conn, "SELECT REPEAT('x', 100000)", (), small, db)
+        await read(conn, "SELECT REPEAT('x', 100000)", (), small, db)
     assert caught.value.code == 'result_too_large'
     conn, db = await session(database, 'sg_default_r', max_packet=60_000)
     try:
-        assert len((await execute_read(conn, 'SELECT * FROM payment LIMIT 100', (), small, db)).rows) == 100
+        assert len((await read(conn, 'SELECT * FROM payment LIMIT 100', (), small, db)).rows) == 100
     finally:
         conn.close()
 
@@ -152,7 +169,7 @@ async def test_a_slow_write_is_stopped_and_is_the_callers_error(database):
     conn, db = await session(database, 'sg_default_w', write=True)
     try:
         with pytest.raises(StatementFailure) as caught:
-            await execute_write(conn, 'DELETE FROM film_text WHERE film_id = (SELECT SLEEP(3))', (), LIMITS, db)
+            await write(conn, 'DELETE FROM film_text WHERE film_id = (SELECT SLEEP(3))', (), LIMITS, db)
         assert (caught.value.status, caught.value.code) == (422, 'statement_timeout')
     finally:
         conn.close()

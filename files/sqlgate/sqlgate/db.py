@@ -367,18 +367,21 @@ async def _stream_rows(conn: wire.Connection, first: bytes, limits: Limits, db: 
         raise failure from None
 
 
-async def _first(conn: wire.Connection, text: str | bytes, db: DatabaseConfig) -> bytes:
-    """Send one statement; the first packet of its answer, or its error as ours."""
+async def _first(conn: wire.Connection, text: str | bytes, db: DatabaseConfig, last: bool = False) -> bytes:
+    """Send one statement; the first packet of its answer, or its error as ours.
+
+    ``last``: the request's last statement, sent with the session reset behind it (one write, one round trip).
+    """
     try:
-        conn.query(text)
+        conn.query(text, reset_after=last)
         return await conn.wire.packet()
     except Exception as exc:  # noqa: BLE001
         raise translate(exc, db) from None
 
 
-async def _simple(conn: wire.Connection, text: str, db: DatabaseConfig) -> None:
+async def _simple(conn: wire.Connection, text: str, db: DatabaseConfig, last: bool = False) -> None:
     """A statement that answers OK (BEGIN, COMMIT, ROLLBACK)."""
-    if (await _first(conn, text, db))[0] != 0:
+    if (await _first(conn, text, db, last))[0] != 0:
         conn.close()
         raise NodeFailure(f'protocol error: {text} answered with a result')
 
@@ -389,7 +392,7 @@ async def execute_read(conn: wire.Connection, sql: str, params: tuple[object, ..
     text = _mogrify(conn, sql, params)
     deadline = conn.deadline()
     try:
-        first = await _first(conn, text, db)
+        first = await _first(conn, text, db, last=True)
         if first[0] == 0:  # OK: a statement without a result
             return ReadResult([], [])
         return await _stream_rows(conn, first, limits, db)
@@ -420,18 +423,18 @@ async def execute_write(conn: wire.Connection, sql: str, params: tuple[object, .
                 watchdog.cancel()
         if first[0] != 0:
             rows = await _stream_rows(conn, first, limits, db)
-            await _simple(conn, 'COMMIT', db)
+            await _simple(conn, 'COMMIT', db, last=True)
             return rows
         ok = wire.Ok(first)
         matched = matched_rows(ok.affected_rows or 0, ok.message)
         if matched > limits.max_affected_rows:
-            await _simple(conn, 'ROLLBACK', db)
+            await _simple(conn, 'ROLLBACK', db, last=True)
             raise StatementFailure(
                 403, 'too_many_rows',
                 f'the statement would change {matched} rows; this API key may change at most '
                 f'{limits.max_affected_rows} per statement, so nothing was changed')
         affected, last_insert_id = changed_rows(ok.affected_rows or 0, ok.message), ok.insert_id or None
-        await _simple(conn, 'COMMIT', db)
+        await _simple(conn, 'COMMIT', db, last=True)
     except StatementFailure as exc:
         failure = exc
         if watchdog is not None and watchdog.fired:
@@ -446,7 +449,7 @@ async def execute_write(conn: wire.Connection, sql: str, params: tuple[object, .
 
 async def _rollback_quietly(conn: wire.Connection, failure: StatementFailure, db: DatabaseConfig) -> None:
     try:
-        await _simple(conn, 'ROLLBACK', db)
+        await _simple(conn, 'ROLLBACK', db, last=True)
     except Exception:  # noqa: BLE001 - the session is unknown: drop it
         failure.keep_connection = False
 

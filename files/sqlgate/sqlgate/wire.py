@@ -243,13 +243,17 @@ class Wire(asyncio.Protocol):
                 self.waiter = None
 
     # -- the session reset, read in the background ------------------------------------------------
-    def reset_then(self, session_sql: bytes, done: Callable[[bool], None]) -> None:
-        """Send COM_RESET_CONNECTION and the session's SET, read their answers as they come, then ``done``.
+    def reset_then(self, commands: bytes, done: Callable[[bool], None], sent: bool = False) -> None:
+        """Send the reset ``commands`` (unless they went out behind the last statement), read their two
+        answers as they come, then ``done``.
 
         ``done(True)`` when both answered OK; ``done(False)`` (and the connection closed) otherwise.
         """
         try:
-            self.send(command(COM_RESET_CONNECTION) + command(COM_QUERY, session_sql))
+            if sent:
+                self.seq = 1
+            else:
+                self.send(commands)
         except Exception:  # noqa: BLE001 - a connection that cannot be reset is dropped
             self.close()
             done(False)
@@ -303,6 +307,9 @@ class Connection:
         self.session_sql: bytes = pymysql_conn.session_sql  # type: ignore[attr-defined]
         self.server_flavor: str = pymysql_conn.server_flavor  # type: ignore[attr-defined]
         self.read_timeout = pymysql_conn._read_timeout or 30.0
+        # COM_RESET_CONNECTION, then the session set up again: what runs between two requests.
+        self.reset_commands = command(COM_RESET_CONNECTION) + command(COM_QUERY, self.session_sql)
+        self.reset_sent = False
         self.cursor = pymysql.cursors.Cursor(pymysql_conn)  # mogrify: PyMySQL's escaping, no I/O
 
     @classmethod
@@ -328,9 +335,19 @@ class Connection:
     def mogrify(self, sql: str, params: tuple[object, ...]) -> str:
         return self.cursor.mogrify(sql, params)
 
-    def query(self, sql: str | bytes) -> None:
-        """Send one statement (its answer is read with ``wire.packet()``)."""
-        self.wire.send(command(COM_QUERY, sql if isinstance(sql, bytes) else sql.encode(self.encoding)))
+    def query(self, sql: str | bytes, reset_after: bool = False) -> None:
+        """Send one statement (its answer is read with ``wire.packet()``).
+
+        ``reset_after``: the session reset goes out in the same write, behind the statement (the server runs
+        them in order); the statement's answer comes first, and ``reset_then`` reads the reset's.
+        """
+        if self.reset_sent:
+            raise pymysql.err.ProgrammingError(0, 'the answers of the reset sent behind the last statement are unread')
+        data = command(COM_QUERY, sql if isinstance(sql, bytes) else sql.encode(self.encoding))
+        if reset_after:
+            data += self.reset_commands
+        self.wire.send(data)
+        self.reset_sent = reset_after
 
     def deadline(self, seconds: float | None = None) -> Deadline:
         """The connection fails unless what follows is over within ``seconds`` (default: the read timeout)."""
@@ -356,7 +373,8 @@ class Connection:
             deadline.cancel()
 
     def reset_then(self, done: Callable[[bool], None]) -> None:
-        self.wire.reset_then(self.session_sql, done)
+        sent, self.reset_sent = self.reset_sent, False
+        self.wire.reset_then(self.reset_commands, done, sent)
 
 
 def is_eof(payload: bytes) -> bool:
