@@ -25,7 +25,6 @@ import pymysql
 from pymysql.connections import TEXT_TYPES
 from pymysql.constants import CR, FIELD_TYPE
 from pymysql.converters import decoders, through
-from pymysql.protocol import FieldDescriptorPacket
 
 _HEADER = struct.Struct('<HBB')
 MAX_PAYLOAD = 0xFFFFFF
@@ -83,15 +82,29 @@ def raise_error(data: bytes) -> None:
     pymysql.err.raise_mysql_exception(data)
 
 
-def column_converters(fields: list[FieldDescriptorPacket], encoding: str) -> list[tuple[str | None, Any]]:
+def column(data: bytes, encoding: str) -> tuple[str, int, int]:
+    """A column definition's name, type and character set number (the rest is skipped, not parsed)."""
+    pos = 0
+    for _ in range(4):  # catalog, schema, table, original table
+        length, pos = lenenc_int(data, pos)
+        pos += length or 0
+    length, pos = lenenc_int(data, pos)
+    name = data[pos:pos + (length or 0)].decode(encoding)
+    pos += length or 0
+    length, pos = lenenc_int(data, pos)  # original name
+    pos += (length or 0) + 1  # and the length of the fixed fields
+    charsetnr = data[pos] | data[pos + 1] << 8
+    return name, data[pos + 6], charsetnr
+
+
+def column_converters(fields: list[tuple[str, int, int]], encoding: str) -> list[tuple[str | None, Any]]:
     """Per column: the text encoding of its values (None: bytes) and PyMySQL's converter, as PyMySQL does."""
     out = []
-    for field in fields:
-        kind = field.type_code
+    for _, kind, charsetnr in fields:
         if kind == FIELD_TYPE.JSON:
             text = encoding
         elif kind in TEXT_TYPES:
-            text = None if field.charsetnr == 63 else encoding
+            text = None if charsetnr == 63 else encoding
         else:
             text = 'ascii'
         converter = decoders.get(kind)
@@ -356,13 +369,13 @@ class Connection:
     async def columns(self, first: bytes) -> tuple[list[str], list[tuple[str | None, Any]]]:
         """After a result's column count: the column names and their converters (the EOF is read)."""
         count, _ = lenenc_int(first, 0)
-        fields = [FieldDescriptorPacket(await self.wire.packet(), self.encoding) for _ in range(count or 0)]
+        fields = [column(await self.wire.packet(), self.encoding) for _ in range(count or 0)]
         end = await self.wire.packet()
         if not is_eof(end):
             error = pymysql.err.InternalError('protocol error: no EOF after the columns')
             self.wire.fail(error)
             raise error
-        return [field.name for field in fields], column_converters(fields, self.encoding)
+        return [field[0] for field in fields], column_converters(fields, self.encoding)
 
     async def ping(self, timeout: float) -> None:
         deadline = self.deadline(timeout)
