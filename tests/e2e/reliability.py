@@ -886,7 +886,7 @@ def _render_findings(parts: dict[str, dict[str, Any]]) -> list[str]:
         "- Nodes are stopped cleanly (`systemctl stop`); a crash (`kill -9`), a network partition or a stopped "
         "container are not exercised here (test_patterns and the service tests cover some of it).",
         "- Memory is read before and after one load, not over hours. The proxy's RSS is the largest and follows the "
-        "largest results it has held (up to 1000 rows in each of its 32 database threads); a check by hand with "
+        "largest results it has held (up to 1000 rows for each request it serves at once); a check by hand with "
         "450 reads of 1000 rows did not grow it further.",
         "- Eject and re-admit times have the resolution of the 0.2 s poll; latencies are measured by a client on "
         "the same 2-core machine as the lab and include its own scheduling.",

@@ -59,6 +59,7 @@ def through_pymysql(database, sql: str) -> tuple[list[str], list[list[object]]]:
     'SELECT * FROM film ORDER BY film_id LIMIT 20',  # SET, ENUM, YEAR, DECIMAL, TEXT
     "SELECT ST_GeomFromText('POINT(1 2)') AS location, address_id FROM address ORDER BY address_id LIMIT 20",
     'SELECT * FROM payment ORDER BY payment_id',  # about 1.5 MB: reading pauses and resumes
+    "SELECT REPEAT('w', 3000000), 1",  # one packet larger than the read buffer's threshold
     'SELECT customer_id FROM customer WHERE customer_id < 0',  # no rows
 ])
 async def test_values_come_out_exactly_as_pymysql_reads_them(database, sql):

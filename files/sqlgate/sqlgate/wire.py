@@ -48,7 +48,7 @@ def command(code: int, argument: bytes = b'') -> bytes:
     """One command packet (sequence 0); a longer argument than one packet holds is refused."""
     length = len(argument) + 1
     if length >= MAX_PAYLOAD:
-        raise pymysql.err.ProgrammingError(1153, 'the statement is larger than one packet')
+        raise pymysql.err.ProgrammingError(1105, 'the statement is larger than one packet')
     return _HEADER.pack(length & 0xFFFF, length >> 16, 0) + bytes((code,)) + argument
 
 
@@ -158,9 +158,8 @@ class Wire(asyncio.Protocol):
         self.buffer += data
         if self.discard:
             self._discard()
-        if len(self.buffer) > _PAUSE_AT and self.transport is not None and not self.paused:
-            self.paused = True
-            self.transport.pause_reading()
+        if len(self.buffer) > _PAUSE_AT:
+            self._flow()
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -227,9 +226,8 @@ class Wire(asyncio.Protocol):
             self.seq = (seq + 1) & 0xFF
             payload = bytes(buffer[4:4 + length])
             del buffer[:4 + length]
-            if self.paused and len(buffer) < _PAUSE_AT // 2 and self.transport is not None:
-                self.paused = False
-                self.transport.resume_reading()
+            if self.paused:
+                self._flow()
             if length == MAX_PAYLOAD:
                 self.parts.append(payload)
                 continue
@@ -238,6 +236,22 @@ class Wire(asyncio.Protocol):
                 payload = b''.join(self.parts)
                 self.parts = []
             return payload
+
+    def _flow(self) -> None:
+        """Stop reading while the buffer holds more than _PAUSE_AT bytes and a whole packet to parse; read
+        again once it does not (a packet larger than the threshold is read whole: max_packet bounds it)."""
+        buffer = self.buffer
+        complete = False
+        if len(buffer) >= 4:
+            low, high, _ = _HEADER.unpack_from(buffer)
+            complete = len(buffer) >= 4 + (low | high << 16)
+        pause = complete and len(buffer) > _PAUSE_AT
+        if pause != self.paused and self.transport is not None and not self.transport.is_closing():
+            self.paused = pause
+            if pause:
+                self.transport.pause_reading()
+            else:
+                self.transport.resume_reading()
 
     async def packet(self) -> bytes:
         """The next payload (an ERR packet is raised as PyMySQL's exception for it)."""
