@@ -28,6 +28,7 @@ from pymysql.converters import decoders, through
 
 _HEADER = struct.Struct('<HBB')
 MAX_PAYLOAD = 0xFFFFFF
+COM_QUIT = 0x01
 COM_QUERY = 0x03
 COM_PING = 0x0E
 COM_RESET_CONNECTION = 0x1F
@@ -192,7 +193,7 @@ class Wire(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
-                self.transport.write(command(0x01))  # COM_QUIT: the server frees the session at once
+                self.transport.write(command(COM_QUIT))  # the server frees the session at once
             self.transport.close()
         if self.error is None:
             self.error = lost('the connection was closed')
