@@ -44,11 +44,13 @@ from ansible_collections.cloudpatterns.mysql.plugins.filter.sql_policy import ( 
     sql_policy_trusted,
 )
 
-from sqlgate.config import load_config  # noqa: E402
+from sqlgate.config import Credentials, DatabaseConfig, NodeConfig, load_config  # noqa: E402
+from sqlgate.db import connect  # noqa: E402
 from sqlgate.gatekeeper import create_gatekeeper_app  # noqa: E402
 from sqlgate.listener import Listener  # noqa: E402
 from sqlgate.proxy import PROXY, create_proxy_app  # noqa: E402
 from sqlgate.trusted import create_trusted_app  # noqa: E402
+from sqlgate.wire import Connection  # noqa: E402
 
 CONTAINER = 'cpm-test-svc-mariadb'
 DEFAULT_IMAGE = 'cloudpatterns/debian12-systemd:bookworm'
@@ -76,6 +78,33 @@ class Database:
     def connect(self, **kwargs: Any) -> pymysql.connections.Connection:
         return pymysql.connect(host=self.host, port=self.port, user=self.user, password=self.password,
                                database=self.name, autocommit=True, **kwargs)
+
+
+async def session(database: Database, user: str | None = None, write: bool = False, read_timeout: float = 4.0,
+                  **kwargs: Any) -> tuple[Connection, DatabaseConfig]:
+    """A connection as the proxy has it: logged in by PyMySQL, then run on the event loop. ``user``: one of the
+    policy's users (default: the test's own, with SELECT and writes on all of sakila)."""
+    node = NodeConfig('manager', database.host, database.port, 'manager')
+    db = DatabaseConfig('sakila', 'unused', b'unused', 'utf8mb4', 2.0, read_timeout, 4.0, 2.0)
+    creds = Credentials(user or database.user, (database.passwords[user] if user else database.password).encode())
+    conn = connect(node, db, creds, write=write, **kwargs)
+    return await Connection.adopt(conn, conn.max_packet), db
+
+
+async def reset(conn: Connection) -> None:
+    """What the pool does between two requests (the reset may already have gone out behind the statement)."""
+    done = asyncio.get_running_loop().create_future()
+    conn.reset_then(done.set_result)
+    assert await done, 'the session reset failed'
+
+
+async def pooled(execute: Any, conn: Connection, *args: Any) -> Any:
+    """One statement as the pool runs it (``db.execute_read`` or ``db.execute_write``), then the session reset."""
+    try:
+        return await execute(conn, *args)
+    finally:
+        if conn.open:
+            await reset(conn)
 
 
 # The collection's own policy (inventory/group_vars/all/policy.yml), as the playbook applies it.

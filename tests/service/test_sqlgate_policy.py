@@ -9,51 +9,23 @@ refused by the server itself.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import logging
 
 import pytest
 
-from sqlgate.config import Credentials, DatabaseConfig, NodeConfig
-from sqlgate.db import Limits, StatementFailure, connect, execute_read, execute_write
-from sqlgate.wire import Connection
-from sqlgate_support import READONLY_KEY, access_lines
+from sqlgate.db import Limits, StatementFailure, execute_read, execute_write
+from sqlgate_support import READONLY_KEY, access_lines, pooled, session
 
 pytestmark = pytest.mark.asyncio(loop_scope='session')
 
 
-async def session(database, user: str, write: bool = False, **kwargs):
-    """A connection as the proxy has it: logged in by PyMySQL, then run on the event loop."""
-    node = NodeConfig('manager', database.host, database.port, 'manager')
-    db = DatabaseConfig('sakila', 'unused', b'unused', 'utf8mb4', 2.0, 4.0, 4.0, 2.0)
-    creds = Credentials(user, database.passwords[user].encode())
-    conn = connect(node, db, creds, write=write, **kwargs)
-    return await Connection.adopt(conn, conn.max_packet), db
+def read(conn, *args):
+    return pooled(execute_read, conn, *args)
 
 
-async def reset(conn: Connection) -> None:
-    """What the pool does between two requests (the reset may already have gone out behind the statement)."""
-    done = asyncio.get_running_loop().create_future()
-    conn.reset_then(done.set_result)
-    assert await done, 'the session reset failed'
-
-
-async def read(conn: Connection, *args):
-    """One read as the pool runs it: the statement, then the session reset."""
-    try:
-        return await execute_read(conn, *args)
-    finally:
-        if conn.open:
-            await reset(conn)
-
-
-async def write(conn: Connection, *args):
-    try:
-        return await execute_write(conn, *args)
-    finally:
-        if conn.open:
-            await reset(conn)
+def write(conn, *args):
+    return pooled(execute_write, conn, *args)
 
 
 LIMITS = Limits(max_rows=10000, max_bytes=4 * 1024 * 1024, max_affected_rows=100, statement_timeout=2.0)

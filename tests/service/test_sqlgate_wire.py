@@ -9,35 +9,18 @@ that stops answering.
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import pymysql
 import pytest
 
-from sqlgate.config import Credentials, DatabaseConfig, NodeConfig
 from sqlgate.convert import convert_rows
-from sqlgate.db import Limits, NodeFailure, connect, execute_read
-from sqlgate.wire import Connection
+from sqlgate.db import Limits, NodeFailure, execute_read
+from sqlgate_support import pooled, session
 
 pytestmark = pytest.mark.asyncio(loop_scope='session')
 
 LIMITS = Limits(max_rows=100_000, max_bytes=64 * 1024 * 1024, max_affected_rows=100, statement_timeout=5.0)
-
-
-async def open_wire(database, read_timeout: float = 8.0) -> tuple[Connection, DatabaseConfig]:
-    node = NodeConfig('manager', database.host, database.port, 'manager')
-    db = DatabaseConfig('sakila', 'unused', b'unused', 'utf8mb4', 2.0, read_timeout, 4.0, 5.0)
-    conn = connect(node, db, Credentials(database.user, database.password.encode()), max_packet=64 * 1024 * 1024)
-    return await Connection.adopt(conn, conn.max_packet), db
-
-
-async def read_then_reset(conn: Connection, sql: str, db: DatabaseConfig):
-    result = await execute_read(conn, sql, (), LIMITS, db)
-    done = asyncio.get_running_loop().create_future()
-    conn.reset_then(done.set_result)
-    assert await done
-    return result
 
 
 def through_pymysql(database, sql: str) -> tuple[list[str], list[list[object]]]:
@@ -63,9 +46,9 @@ def through_pymysql(database, sql: str) -> tuple[list[str], list[list[object]]]:
     'SELECT customer_id FROM customer WHERE customer_id < 0',  # no rows
 ])
 async def test_values_come_out_exactly_as_pymysql_reads_them(database, sql):
-    conn, db = await open_wire(database)
+    conn, db = await session(database, max_packet=64 * 1024 * 1024)
     try:
-        result = await read_then_reset(conn, sql, db)
+        result = await pooled(execute_read, conn, sql, (), LIMITS, db)
     finally:
         conn.close()
     columns, rows = through_pymysql(database, sql)
@@ -74,17 +57,17 @@ async def test_values_come_out_exactly_as_pymysql_reads_them(database, sql):
 
 
 async def test_many_statements_on_one_connection_each_reset(database):
-    conn, db = await open_wire(database)
+    conn, db = await session(database, max_packet=64 * 1024 * 1024)
     try:
         for number in range(50):
-            result = await read_then_reset(conn, f'SELECT @seen, @seen := {number}', db)
+            result = await pooled(execute_read, conn, f'SELECT @seen, @seen := {number}', (), LIMITS, db)
             assert result.rows == [[None, number]]  # the reset behind each statement forgot the last one's variable
     finally:
         conn.close()
 
 
 async def test_a_statement_cannot_overtake_the_unread_reset(database):
-    conn, db = await open_wire(database)
+    conn, db = await session(database, max_packet=64 * 1024 * 1024)
     try:
         await execute_read(conn, 'SELECT 1', (), LIMITS, db)
         with pytest.raises(pymysql.err.ProgrammingError):
@@ -94,7 +77,7 @@ async def test_a_statement_cannot_overtake_the_unread_reset(database):
 
 
 async def test_a_server_that_stops_answering_fails_the_statement_at_its_deadline(database):
-    conn, db = await open_wire(database, read_timeout=0.3)
+    conn, db = await session(database, read_timeout=0.3)
     started = time.monotonic()
     with pytest.raises(NodeFailure) as caught:
         await execute_read(conn, 'SELECT SLEEP(2)', (), LIMITS, db)
@@ -104,7 +87,7 @@ async def test_a_server_that_stops_answering_fails_the_statement_at_its_deadline
 
 
 async def test_a_ping_answers_and_a_closed_connection_says_so(database):
-    conn, db = await open_wire(database)
+    conn, db = await session(database, max_packet=64 * 1024 * 1024)
     await conn.ping(1.0)
     conn.close()
     assert not conn.open

@@ -70,17 +70,12 @@ def lenenc_int(data: bytes, pos: int) -> tuple[int | None, int]:
 class Ok:
     """An OK packet: the rows a write affected, its insert id and the server's info text."""
 
-    __slots__ = ('affected_rows', 'insert_id', 'server_status', 'message')
+    __slots__ = ('affected_rows', 'insert_id', 'message')
 
     def __init__(self, data: bytes) -> None:
         self.affected_rows, pos = lenenc_int(data, 1)
         self.insert_id, pos = lenenc_int(data, pos)
-        self.server_status = data[pos] | data[pos + 1] << 8
-        self.message = data[pos + 4:]
-
-
-def raise_error(data: bytes) -> None:
-    pymysql.err.raise_mysql_exception(data)
+        self.message = data[pos + 4:]  # after the status flags and the warning count (2 bytes each)
 
 
 def column(data: bytes, encoding: str) -> tuple[str, int, int]:
@@ -190,6 +185,9 @@ class Wire(asyncio.Protocol):
             self.discard = 0
             done(False)
 
+    def time_out(self) -> None:
+        self.fail(pymysql.err.OperationalError(CR.CR_SERVER_LOST, 'timed out waiting for the server'))
+
     def close(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             with contextlib.suppress(Exception):
@@ -262,7 +260,7 @@ class Wire(asyncio.Protocol):
             payload = self._take()
             if payload is not None:
                 if payload[0] == _ERR:
-                    raise_error(payload)
+                    pymysql.err.raise_mysql_exception(payload)
                 return payload
             self.waiter = asyncio.get_running_loop().create_future()
             try:
@@ -306,22 +304,6 @@ class Wire(asyncio.Protocol):
         if self.discarded is not None:
             done, self.discarded = self.discarded, None
             done(True)
-
-
-class Deadline:
-    """Fails the wire's command when it is not over by ``seconds`` from now."""
-
-    def __init__(self, wire: Wire, seconds: float) -> None:
-        self.wire = wire
-        self.expired = False
-        self.handle = asyncio.get_running_loop().call_later(seconds, self._expire)
-
-    def _expire(self) -> None:
-        self.expired = True
-        self.wire.fail(pymysql.err.OperationalError(CR.CR_SERVER_LOST, 'timed out waiting for the server'))
-
-    def cancel(self) -> None:
-        self.handle.cancel()
 
 
 class Connection:
@@ -377,9 +359,10 @@ class Connection:
         self.wire.send(data)
         self.reset_sent = reset_after
 
-    def deadline(self, seconds: float | None = None) -> Deadline:
-        """The connection fails unless what follows is over within ``seconds`` (default: the read timeout)."""
-        return Deadline(self.wire, seconds or self.read_timeout)
+    def deadline(self, seconds: float | None = None) -> asyncio.TimerHandle:
+        """The connection fails unless what follows is over within ``seconds`` (default: the read timeout);
+        cancel the handle when it is."""
+        return asyncio.get_running_loop().call_later(seconds or self.read_timeout, self.wire.time_out)
 
     async def columns(self, first: bytes) -> tuple[list[str], list[tuple[str | None, Any]]]:
         """After a result's column count: the column names and their converters (the EOF is read)."""
